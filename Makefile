@@ -1,0 +1,35 @@
+# make run: set up and start the demo; make test: the whole suite (PostgreSQL and Redis on loopback).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+EMULATOR_PORT ?= 8765
+
+.PHONY: run test install migrate clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# A local .env with fresh keys, never committed; the real environment wins over it.
+.env: | $(VENV)/.installed
+	$(PY) scripts/make_env.py $(EMULATOR_PORT) > .env
+	@echo "Wrote .env with a new SECRET_KEY and FLOWGATE_ENCRYPTION_KEYS (keep it: it decrypts your data)."
+
+migrate: install .env
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py createcachetable
+
+run: migrate
+	$(PY) manage.py seed_demo --salesforce-url http://127.0.0.1:$(EMULATOR_PORT)
+	$(PY) scripts/run_demo.py --port $(PORT) --emulator-port $(EMULATOR_PORT)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf var .pytest_cache

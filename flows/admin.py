@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Count
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
+
+from .models import Exchange, ExternalClientApp, Flow, FlowInput, Org, Trigger
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class ExternalClientAppForm(forms.ModelForm):
+    """Write-only credentials: the form takes new values and never renders stored ones."""
+
+    new_consumer_key = forms.CharField(
+        label="Consumer key", required=False, strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Leave empty to keep the stored key.",
+    )
+    new_consumer_secret = forms.CharField(
+        label="Consumer secret", required=False, strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Leave empty to keep the stored secret.",
+    )
+
+    class Meta:
+        model = ExternalClientApp
+        fields = ["org", "name", "is_active"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk is None:
+            for field in ("new_consumer_key", "new_consumer_secret"):
+                if not cleaned.get(field):
+                    self.add_error(field, "Required for a new External Client App.")
+        return cleaned
+
+    def save(self, commit: bool = True) -> ExternalClientApp:
+        app = super().save(commit=False)
+        key, secret = self.cleaned_data.get("new_consumer_key"), self.cleaned_data.get("new_consumer_secret")
+        if key:
+            app.consumer_key = key
+        if secret:
+            app.consumer_secret = secret
+        if app.pk and (key or secret):
+            app.rotated_at = timezone.now()  # a new credential version: cached tokens of the old one go unused
+        if commit:
+            app.save()
+        return app
+
+
+@admin.register(ExternalClientApp)
+class ExternalClientAppAdmin(admin.ModelAdmin):
+    form = ExternalClientAppForm
+    list_display = ["__str__", "org", "is_active", "credentials", "created_at", "rotated_at"]
+    list_filter = ["is_active", "org"]
+    readonly_fields = ["credentials", "created_at", "rotated_at"]
+    fields = ["org", "name", "is_active", "new_consumer_key", "new_consumer_secret", "credentials", "created_at",
+              "rotated_at"]
+
+    @admin.display(description="Credentials")
+    def credentials(self, app: ExternalClientApp) -> str:
+        if not app.pk:
+            return "Not set yet."
+        when = app.rotated_at or app.created_at
+        return f"Consumer key and secret set, {timezone.localtime(when):%Y-%m-%d %H:%M}."
+
+
+class ExternalClientAppInline(admin.TabularInline):
+    model = ExternalClientApp
+    form = ExternalClientAppForm
+    fields = ["name", "is_active", "new_consumer_key", "new_consumer_secret", "rotated_at"]
+    readonly_fields = ["rotated_at"]
+    extra = 0
+
+
+@admin.register(Org)
+class OrgAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "my_domain_url", "api_version", "is_active", "api_usage", "api_usage_seen_at"]
+    list_filter = ["is_active", "api_version"]
+    search_fields = ["name", "slug", "my_domain_url"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["api_usage", "api_usage_seen_at", "created_at", "updated_at"]
+    inlines = [ExternalClientAppInline]
+
+    @admin.display(description="API usage")
+    def api_usage(self, org: Org) -> str:
+        if org.api_usage_max is None:
+            return "not seen yet"
+        return f"{org.api_usage_used:,} / {org.api_usage_max:,}"
+
+
+class FlowInputInline(admin.TabularInline):
+    model = FlowInput
+    fields = ["order", "name", "type", "is_collection", "required", "description"]
+    extra = 0
+
+
+@admin.register(Flow)
+class FlowAdmin(admin.ModelAdmin):
+    list_display = ["api_name", "label", "org", "is_active", "input_count", "updated_at"]
+    list_filter = ["is_active", "org"]
+    search_fields = ["api_name", "label", "org__slug"]
+    list_select_related = ["org"]
+    inlines = [FlowInputInline]
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).annotate(input_count=Count("inputs"))
+
+    @admin.display(description="Inputs", ordering="input_count")
+    def input_count(self, flow: Flow) -> int:
+        return flow.input_count
+
+
+class ExchangeInline(admin.TabularInline):
+    model = Exchange
+    fields = ["created_at", "kind", "method", "url", "response_status", "duration_ms", "network_error"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ["created_at", "id"]
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Trigger)
+class TriggerAdmin(ReadOnlyAdmin):
+    list_display = ["id", "flow", "status_badge", "source", "who", "attempts", "error_code", "created_at",
+                    "finished_at"]
+    list_filter = ["status", "source", "flow__org", "flow", "created_at"]
+    search_fields = ["=id", "idempotency_key", "error_code"]
+    list_select_related = ["flow__org", "actor"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False  # no COUNT(*) over every trigger on each page view
+    fields = ["flow", "status", "source", "actor", "actor_label", "idempotency_key", "resend_of", "inputs",
+              "outputs", "attempts", "next_attempt_at", "error_code", "error_message", "hint", "created_at",
+              "updated_at", "finished_at"]
+    readonly_fields = fields
+    inlines = [ExchangeInline]
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, trigger: Trigger) -> str:
+        colour = {"succeeded": "#2e7d32", "failed": "#c62828", "retrying": "#ef6c00"}.get(trigger.status, "#555")
+        return format_html('<strong style="color:{}">{}</strong>', colour, trigger.get_status_display())
+
+
+@admin.register(Exchange)
+class ExchangeAdmin(ReadOnlyAdmin):
+    list_display = ["id", "created_at", "org", "kind", "method", "response_status", "duration_ms", "trigger_id",
+                    "network_error"]
+    list_filter = ["kind", "response_status", "org", "created_at"]
+    search_fields = ["=trigger__id", "url"]
+    list_select_related = ["org"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    fields = ["org", "trigger", "kind", "method", "url", "request_headers", "request_body", "response_status",
+              "response_headers", "response_body", "network_error", "duration_ms", "created_at"]
+    readonly_fields = fields

@@ -1,0 +1,169 @@
+"""Trigger inputs checked against a flow's FlowInputs: every problem found at once, keyed by input name."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .models import FlowInput
+
+Type = FlowInput.Type
+MAX_TEXT_LENGTH = 131072  # Salesforce's long text limit
+TRUE_WORDS = {"true", "1", "yes", "y", "on"}
+FALSE_WORDS = {"false", "0", "no", "n", "off"}
+
+
+class InputValidationError(Exception):
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in errors.items()))
+        self.errors = errors
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # NaN != NaN
+
+
+def _check_scalar(kind: str, value: Any) -> str | None:
+    """None when `value` (already JSON-typed) fits the type, else what is wrong with it."""
+    if kind == Type.TEXT:
+        if not isinstance(value, str):
+            return f"Expected text, got {type(value).__name__}."
+        if len(value) > MAX_TEXT_LENGTH:
+            return f"Text is longer than {MAX_TEXT_LENGTH} characters."
+        if "\x00" in value:
+            return "Text must not contain NUL characters."
+    elif kind in (Type.NUMBER, Type.CURRENCY):
+        if not _is_number(value) or value in (float("inf"), float("-inf")):
+            return f"Expected a number, got {type(value).__name__}."
+    elif kind == Type.BOOLEAN:
+        if not isinstance(value, bool):
+            return f"Expected true or false, got {type(value).__name__}."
+    elif kind == Type.DATE:
+        if not isinstance(value, str):
+            return "Expected a date as YYYY-MM-DD."
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            return f"{value[:40]!r} is not a date as YYYY-MM-DD."
+        if len(value) != 10:
+            return f"{value[:40]!r} is not a date as YYYY-MM-DD."
+    elif kind == Type.DATETIME:
+        if not isinstance(value, str):
+            return "Expected a date and time as ISO 8601, e.g. 2026-11-28T09:30:00Z."
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return f"{value[:40]!r} is not a date and time as ISO 8601, e.g. 2026-11-28T09:30:00Z."
+        if parsed.tzinfo is None:
+            return "Give the time zone too, e.g. 2026-11-28T09:30:00Z or +01:00."
+    elif kind == Type.RECORD:
+        if not isinstance(value, dict):
+            return "Expected a record as a JSON object of field names to values."
+    return None
+
+
+def validate_inputs(schema: Iterable[FlowInput], values: Any) -> dict[str, Any]:
+    """Returns the inputs to send (None values dropped), or raises InputValidationError naming every problem."""
+    if not isinstance(values, Mapping):
+        raise InputValidationError({"inputs": ["Inputs must be an object of input names to values."]})
+    fields = {field.name: field for field in schema}
+    errors: dict[str, list[str]] = {}
+    cleaned: dict[str, Any] = {}
+    for name, value in values.items():
+        field = fields.get(name) if isinstance(name, str) else None
+        if field is None:
+            known = ", ".join(fields) or "none"
+            errors.setdefault(str(name)[:80], []).append(f"Unknown input. This flow's inputs are: {known}.")
+            continue
+        if value is None or (isinstance(value, str) and not value.strip() and field.type != Type.TEXT):
+            continue
+        if field.is_collection:
+            if not isinstance(value, list):
+                errors.setdefault(name, []).append("Expected a list (this input is a collection).")
+                continue
+            problems = [f"Item {i + 1}: {p}" for i, item in enumerate(value) if (p := _check_scalar(field.type, item))]
+            if problems:
+                errors.setdefault(name, []).extend(problems[:5])
+                continue
+        elif problem := _check_scalar(field.type, value):
+            errors.setdefault(name, []).append(problem)
+            continue
+        cleaned[name] = value
+    for name, field in fields.items():
+        if field.required and name not in errors and _is_blank(cleaned.get(name)):
+            errors.setdefault(name, []).append("This input is required.")
+            cleaned.pop(name, None)
+    if errors:
+        raise InputValidationError(errors)
+    return cleaned
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or value == [] or (isinstance(value, str) and not value.strip())
+
+
+def parse_text_value(field: FlowInput, raw: str) -> Any:
+    """Converts a value typed as text (command line, HTML form) to the JSON type its input expects.
+
+    Raises ValueError with a message for the user. Collections take a JSON array or comma-separated items.
+    """
+    if field.is_collection:
+        raw = raw.strip()
+        if raw.startswith("["):
+            items = json.loads(raw)
+            if not isinstance(items, list):
+                raise ValueError("Expected a JSON array.")
+            return items
+        return [_parse_scalar(field.type, item.strip()) for item in raw.split(",") if item.strip()]
+    return _parse_scalar(field.type, raw)
+
+
+def _parse_scalar(kind: str, raw: str) -> Any:
+    if kind in (Type.NUMBER, Type.CURRENCY):
+        try:
+            number = Decimal(raw.strip())
+        except InvalidOperation:
+            raise ValueError(f"{raw[:40]!r} is not a number.") from None
+        if not number.is_finite():
+            raise ValueError(f"{raw[:40]!r} is not a number.")
+        return int(number) if number == number.to_integral_value() and "." not in raw else float(number)
+    if kind == Type.BOOLEAN:
+        word = raw.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise ValueError(f"{raw[:40]!r} is not true or false.")
+    if kind == Type.RECORD:
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ValueError("Expected a record as a JSON object, e.g. {\"Name\": \"Acme\"}.") from None
+    return raw
+
+
+def parse_text_values(schema: Iterable[FlowInput], raw: Mapping[str, str]) -> dict[str, Any]:
+    """Converts NAME=VALUE strings by their input types, then validates; every problem is reported at once."""
+    fields = {field.name: field for field in schema}
+    errors: dict[str, list[str]] = {}
+    values: dict[str, Any] = {}
+    for name, text in raw.items():
+        field = fields.get(name)
+        if field is None:
+            values[name] = text  # validate_inputs names it as unknown
+            continue
+        try:
+            values[name] = parse_text_value(field, text)
+        except ValueError as error:
+            errors.setdefault(name, []).append(str(error))
+    try:
+        cleaned = validate_inputs(fields.values(), values)
+    except InputValidationError as invalid:
+        for name, messages in invalid.errors.items():
+            errors.setdefault(name, messages)  # an unparsable value is not also reported as missing
+    if errors:
+        raise InputValidationError(errors)
+    return cleaned

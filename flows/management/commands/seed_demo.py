@@ -1,0 +1,64 @@
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from flows.models import ExternalClientApp, Flow, FlowInput, Org
+
+DEMO_CONSUMER_KEY = "flowgate-demo-consumer-key"
+DEMO_CONSUMER_SECRET = "flowgate-demo-consumer-secret"
+DEMO_INPUTS = [
+    ("EmailAddress", False, "The recipient's email address."),
+    ("IndividualId", True, "The ID of the Individual DMO the flow acts on."),
+    ("TelephoneNumber", False, "The recipient's phone number, for SMS."),
+]
+
+
+class Command(BaseCommand):
+    help = "Creates (or brings up to date) the demo: admin user, org 'demo', its External Client App and On_Demand_Flow."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--salesforce-url", default=None,
+                            help="The org's My Domain URL (default: the local emulator, SALESFORCE_EMULATOR_URL).")
+        parser.add_argument("--consumer-key", default=DEMO_CONSUMER_KEY)
+        parser.add_argument("--consumer-secret", default=DEMO_CONSUMER_SECRET)
+        parser.add_argument("--admin-password", default="admin")
+
+    @transaction.atomic
+    def handle(self, *args, salesforce_url, consumer_key, consumer_secret, admin_password, **options):
+        url = (salesforce_url or settings.SALESFORCE_EMULATOR_URL).rstrip("/")
+        org = Org.objects.filter(slug="demo").first() or Org(slug="demo")
+        org.name = org.name or "Demo org"
+        org.my_domain_url = url
+        org.is_active = True
+        org.full_clean()
+        org.save()
+
+        app = ExternalClientApp.objects.filter(org=org, is_active=True).first()
+        if app is None:
+            app = ExternalClientApp(org=org, name="Flowgate demo")
+        elif app.consumer_key.reveal() != consumer_key or app.consumer_secret.reveal() != consumer_secret:
+            from django.utils import timezone
+
+            app.rotated_at = timezone.now()
+        app.consumer_key = consumer_key
+        app.consumer_secret = consumer_secret
+        app.save()
+
+        flow, _ = Flow.objects.get_or_create(
+            org=org, api_name="On_Demand_Flow",
+            defaults={"label": "On Demand Flow", "description": "Sends the order confirmation."},
+        )
+        for order, (name, required, description) in enumerate(DEMO_INPUTS):
+            FlowInput.objects.update_or_create(
+                flow=flow, name=name,
+                defaults={"type": FlowInput.Type.TEXT, "required": required, "description": description,
+                          "order": order, "is_collection": False},
+            )
+
+        User = get_user_model()
+        admin = User.objects.filter(username="admin").first() or User(username="admin", email="admin@example.com")
+        admin.is_staff = admin.is_superuser = admin.is_active = True
+        admin.set_password(admin_password)
+        admin.save()
+        self.stdout.write(f"Demo ready: org 'demo' at {url}, flow On_Demand_Flow, admin user 'admin'.")

@@ -1,0 +1,243 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from .fields import EncryptedTextField
+from .hosts import validate_my_domain_url
+
+validate_api_version = RegexValidator(
+    r"^v\d{2,3}\.0$", "Write the API version as vNN.0, e.g. v65.0 (Winter '26)."
+)
+validate_flow_api_name = RegexValidator(
+    r"^(?:[A-Za-z][A-Za-z0-9]*__)?[A-Za-z](?:[A-Za-z0-9]|_(?!_))*(?<!_)$",
+    "A flow API name starts with a letter and has only letters, digits and single underscores, not at the end "
+    "(an optional namespace prefix like ns__ is allowed), e.g. On_Demand_Flow.",
+)
+validate_input_name = RegexValidator(
+    r"^[A-Za-z][A-Za-z0-9_]*$",
+    "An input name is the flow variable's API name: a letter, then letters, digits or underscores.",
+)
+
+
+class Org(models.Model):
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=60, unique=True)
+    my_domain_url = models.CharField(
+        "My Domain URL", max_length=255, validators=[validate_my_domain_url],
+        help_text="e.g. https://acme.my.salesforce.com (not login.salesforce.com or the setup domain)",
+    )
+    api_version = models.CharField(max_length=8, default="v65.0", validators=[validate_api_version])
+    is_active = models.BooleanField("active", default=True)
+    api_usage_used = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    api_usage_max = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    api_usage_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "org"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        self.my_domain_url = self.my_domain_url.rstrip("/")
+        super().save(*args, **kwargs)
+
+
+class ExternalClientApp(models.Model):
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="client_apps")
+    name = models.CharField(max_length=120, blank=True, help_text="The External Client App's name in Salesforce.")
+    consumer_key = EncryptedTextField()
+    consumer_secret = EncryptedTextField()
+    is_active = models.BooleanField("active", default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "External Client App"
+        constraints = [
+            models.UniqueConstraint(fields=["org"], condition=Q(is_active=True), name="one_active_client_app_per_org"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or 'External Client App'} ({self.org})"
+
+    @property
+    def credential_version(self) -> str:
+        """Changes whenever the credentials do, so tokens cached for the old ones are never reused."""
+        stamp = self.rotated_at or self.created_at
+        return f"{self.pk}.{int(stamp.timestamp()) if stamp else 0}"
+
+
+class Flow(models.Model):
+    org = models.ForeignKey(Org, on_delete=models.PROTECT, related_name="flows")
+    api_name = models.CharField("API name", max_length=80, validators=[validate_flow_api_name])
+    label = models.CharField(max_length=255, blank=True)
+    description = models.TextField(blank=True)
+    is_active = models.BooleanField("active", default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["org__name", "api_name"]
+        constraints = [models.UniqueConstraint(fields=["org", "api_name"], name="flow_api_name_unique_per_org")]
+
+    def __str__(self) -> str:
+        return f"{self.org.slug}/{self.api_name}"
+
+
+class FlowInput(models.Model):
+    class Type(models.TextChoices):
+        TEXT = "text"
+        NUMBER = "number"
+        CURRENCY = "currency"
+        BOOLEAN = "boolean"
+        DATE = "date"
+        DATETIME = "datetime"
+        RECORD = "record"
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="inputs")
+    name = models.CharField(max_length=80, validators=[validate_input_name])
+    type = models.CharField(max_length=10, choices=Type.choices, default=Type.TEXT)
+    is_collection = models.BooleanField("collection", default=False)
+    required = models.BooleanField(default=False)
+    description = models.TextField(blank=True)
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "id"]
+        constraints = [models.UniqueConstraint(fields=["flow", "name"], name="input_name_unique_per_flow")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Trigger(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        SENDING = "sending"
+        RETRYING = "retrying"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    class Source(models.TextChoices):
+        ADMIN = "admin"
+        CONSOLE = "console"
+        CLI = "cli"
+        API = "api"
+        WEBHOOK = "webhook"
+        RESEND = "resend"
+
+    FINAL = (Status.SUCCEEDED, Status.FAILED)
+    WAITING = (Status.QUEUED, Status.RETRYING)
+
+    flow = models.ForeignKey(Flow, on_delete=models.PROTECT, related_name="triggers")
+    inputs = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(
+        max_length=150, blank=True, help_text="Who fired it when not a user: an API key's or webhook's name."
+    )
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    resend_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resends")
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When the task message last sent for this trigger is due at a worker; empty when none is on the way.
+    # The sweep enqueues due triggers with no message in flight (the broker was down, or the delay was too
+    # long for a countdown).
+    enqueued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    outputs = models.JSONField(null=True, blank=True)
+    error_code = models.CharField(max_length=80, blank=True)
+    error_message = models.TextField(blank=True)
+    hint = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["flow", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="idempotency_key_unique_per_flow",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="trigger_status_recent"),
+            models.Index(fields=["flow", "-created_at"], name="trigger_flow_recent"),
+            models.Index(
+                fields=["next_attempt_at"], name="trigger_due",
+                condition=Q(status__in=["queued", "retrying", "sending"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Trigger {self.pk} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL
+
+    @property
+    def who(self) -> str:
+        return self.actor.get_username() if self.actor else self.actor_label
+
+
+class ExchangeQuerySet(models.QuerySet):
+    def update(self, **kwargs):  # type: ignore[override]
+        raise TypeError("Exchanges are immutable: they record what was sent and received.")
+
+    def delete(self):  # type: ignore[override]
+        raise TypeError("Exchanges are immutable; retention is purge_exchanges' job.")
+
+
+class Exchange(models.Model):
+    """One HTTP request and its response (or network error) with Salesforce, redacted, never changed."""
+
+    class Kind(models.TextChoices):
+        TOKEN = "token"
+        INVOKE = "invoke"
+        DESCRIBE = "describe"
+        LIST = "list"
+        VERSIONS = "versions"
+        LIMITS = "limits"
+
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="exchanges")
+    trigger = models.ForeignKey(Trigger, null=True, blank=True, on_delete=models.SET_NULL, related_name="exchanges")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    method = models.CharField(max_length=8)
+    url = models.TextField()
+    request_headers = models.JSONField(default=dict)
+    request_body = models.TextField(blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict)
+    response_body = models.TextField(blank=True)
+    network_error = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = ExchangeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["trigger", "created_at"], name="exchange_trigger_timeline")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.kind} → {self.response_status or self.network_error[:40] or '…'}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise TypeError("Exchanges are immutable: they record what was sent and received.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):  # type: ignore[override]
+        raise TypeError("Exchanges are immutable; retention is purge_exchanges' job.")

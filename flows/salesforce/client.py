@@ -1,0 +1,285 @@
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.cookiejar import DefaultCookiePolicy
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.utils import timezone
+
+from ..hosts import DisallowedHost, check_url
+from ..models import Exchange, ExternalClientApp, Org, Trigger
+from . import tokens
+from .errors import FLOW_NOT_FOUND_HINT, REST_ERROR_HINTS, SalesforceError, token_error_hint
+from .recording import record_exchange
+
+_session: requests.Session | None = None
+_session_lock = threading.Lock()
+
+
+def http_session() -> requests.Session:
+    """One pooled session per process; a forked worker child builds its own."""
+    global _session
+    if _session is None:
+        with _session_lock:
+            if _session is None:
+                session = requests.Session()
+                session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+                adapter = requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=64, max_retries=0)
+                session.mount("https://", adapter)
+                session.mount("http://", adapter)
+                _session = session
+    return _session
+
+
+def _forget_session_after_fork() -> None:
+    global _session
+    _session = None
+
+
+os.register_at_fork(after_in_child=_forget_session_after_fork)
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    """One element of an Actions API answer: the outcome of one flow interview."""
+
+    is_success: bool
+    outputs: dict[str, Any] | None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_element(cls, element: dict[str, Any]) -> InvocationResult:
+        errors = [e for e in (element.get("errors") or []) if isinstance(e, dict)]
+        outputs = element.get("outputValues")
+        return cls(bool(element.get("isSuccess")), outputs if isinstance(outputs, dict) else None, errors)
+
+    @property
+    def error_code(self) -> str:
+        return str(self.errors[0].get("statusCode") or "FLOW_ERROR") if self.errors else "FLOW_ERROR"
+
+    @property
+    def error_message(self) -> str:
+        messages = [str(e.get("message") or "") for e in self.errors]
+        return "; ".join(m for m in messages if m) or "Salesforce reported the interview failed without a message."
+
+
+def parse_limit_info(header: str) -> dict[str, tuple[int, int]]:
+    """`api-usage=10018/100000; per-app-api-usage=17/250(appName=x)` -> {"api-usage": (10018, 100000), ...}"""
+    usage = {}
+    for part in header.split(";"):
+        match = re.match(r"\s*([\w-]+)=(\d+)/(\d+)", part)
+        if match:
+            usage[match.group(1)] = (int(match.group(2)), int(match.group(3)))
+    return usage
+
+
+def _error_body(response: requests.Response) -> tuple[str, str]:
+    """(errorCode, message) from a REST error body, which may be a JSON array, an object, or HTML."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = re.sub(r"<[^>]+>", " ", response.text or "")
+        text = html.unescape(re.sub(r"\s+", " ", text)).strip()
+        return "", text[:300]
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        body = body[0]
+    if isinstance(body, dict):
+        code = body.get("errorCode") or body.get("error") or ""
+        message = body.get("message") or body.get("error_description") or ""
+        return str(code), str(message)
+    return "", str(body)[:300]
+
+
+class SalesforceClient:
+    """Talks to one org. Every request passes `_send`, which checks the host and records the Exchange."""
+
+    def __init__(self, org: Org, app: ExternalClientApp | None = None) -> None:
+        self.org = org
+        self._app = app
+
+    # --- public calls -----------------------------------------------------------------------------
+
+    def invoke(self, flow_api_name: str, inputs: list[dict[str, Any]], *, trigger: Trigger | None = None
+               ) -> list[InvocationResult]:
+        response = self._rest(Exchange.Kind.INVOKE, "POST", f"actions/custom/flow/{flow_api_name}",
+                              json_body={"inputs": inputs}, trigger=trigger)
+        body = self._json_or_none(response)
+        # Any failing input turns the whole answer into a 400, yet the body still holds one element per input:
+        # each element's isSuccess is the truth, not the status.
+        if response.status_code in (200, 400) and isinstance(body, list) and len(body) == len(inputs) and all(
+            isinstance(element, dict) and "isSuccess" in element for element in body
+        ):
+            return [InvocationResult.from_element(element) for element in body]
+        if response.status_code == 200:
+            raise SalesforceError(
+                "UNEXPECTED_RESPONSE",
+                f"Salesforce answered 200 with {len(body) if isinstance(body, list) else 'no'} result elements for "
+                f"{len(inputs)} inputs.", permanent=True, status=200,
+            )
+        raise self._error(response, Exchange.Kind.INVOKE)
+
+    def describe_flow(self, flow_api_name: str) -> dict[str, Any]:
+        return self._rest_json(Exchange.Kind.DESCRIBE, f"actions/custom/flow/{flow_api_name}")
+
+    def list_flows(self) -> list[dict[str, Any]]:
+        body = self._rest_json(Exchange.Kind.LIST, "actions/custom/flow")
+        return [a for a in body.get("actions", []) if isinstance(a, dict)] if isinstance(body, dict) else []
+
+    def limits(self) -> dict[str, Any]:
+        return self._rest_json(Exchange.Kind.LIMITS, "limits/")
+
+    def list_versions(self) -> list[dict[str, Any]]:
+        """The versions the org offers (no token needed, not counted against limits)."""
+        response = self._send(Exchange.Kind.VERSIONS, "GET", f"{self._my_domain()}/services/data/", headers={})
+        if response.status_code != 200:
+            raise self._error(response, Exchange.Kind.VERSIONS)
+        body = self._json_or_none(response)
+        return [v for v in body if isinstance(v, dict)] if isinstance(body, list) else []
+
+    def fetch_token(self) -> tokens.Token:
+        """A token for this org, from the shared cache or one token request."""
+        return tokens.get_token(self.app, self._request_token)
+
+    # --- internals --------------------------------------------------------------------------------
+
+    @property
+    def app(self) -> ExternalClientApp:
+        if self._app is None:
+            self._app = ExternalClientApp.objects.filter(org=self.org, is_active=True).first()
+            if self._app is None:
+                raise SalesforceError(
+                    "NO_CLIENT_APP", f"The org {self.org.slug} has no active External Client App.", permanent=True,
+                    hint="Add the External Client App's consumer key and secret on the org's page.",
+                )
+        return self._app
+
+    def _my_domain(self) -> str:
+        try:
+            return check_url(self.org.my_domain_url)
+        except DisallowedHost as error:
+            raise SalesforceError("DISALLOWED_HOST", str(error), permanent=True,
+                                  hint="Fix the org's My Domain URL.") from None
+
+    def _request_token(self) -> tokens.Token:
+        key, secret = self.app.consumer_key.reveal(), self.app.consumer_secret.reveal()
+        response = self._send(
+            Exchange.Kind.TOKEN, "POST", f"{self._my_domain()}/services/oauth2/token",
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+            data={"grant_type": "client_credentials", "client_id": key, "client_secret": secret},
+            secrets=(key, secret),
+        )
+        body = self._json_or_none(response)
+        if response.status_code == 200 and isinstance(body, dict) and body.get("access_token"):
+            instance_url = str(body.get("instance_url") or self._my_domain())
+            try:
+                instance_url = check_url(instance_url)
+            except DisallowedHost as error:
+                raise SalesforceError(
+                    "DISALLOWED_INSTANCE_URL", f"The token response's instance_url was refused: {error}",
+                    permanent=True, hint="The org's My Domain URL must be the org's own Salesforce API host.",
+                ) from None
+            return tokens.Token(str(body["access_token"]), instance_url)
+        if response.status_code == 400 and isinstance(body, dict) and "error" in body:
+            error, description = str(body["error"]), str(body.get("error_description") or "")
+            raise SalesforceError(error, description or error, permanent=True, status=400,
+                                  hint=token_error_hint(error, description))
+        raise self._error(response, Exchange.Kind.TOKEN)
+
+    def _rest(self, kind: str, method: str, path: str, *, json_body: Any = None,
+              trigger: Trigger | None = None) -> requests.Response:
+        for attempt in (1, 2):
+            token = self.fetch_token()
+            url = f"{token.instance_url}/services/data/{self.org.api_version}/{path}"
+            headers = {"Authorization": f"Bearer {token.access_token}", "Accept": "application/json"}
+            body = None
+            if json_body is not None:
+                headers["Content-Type"] = "application/json"
+                body = json.dumps(json_body, ensure_ascii=False).encode()
+            response = self._send(kind, method, url, headers=headers, data=body, trigger=trigger,
+                                  secrets=(token.access_token,))
+            self._note_limits(response)
+            if response.status_code == 401 and attempt == 1 and _error_body(response)[0] == "INVALID_SESSION_ID":
+                # The session ended (Salesforce gives tokens no expiry): one new token, one more try.
+                tokens.forget_token(self.app, token)
+                continue
+            return response
+        return response
+
+    def _rest_json(self, kind: str, path: str) -> Any:
+        response = self._rest(kind, "GET", path)
+        if response.status_code != 200:
+            raise self._error(response, kind)
+        return self._json_or_none(response)
+
+    def _send(self, kind: str, method: str, url: str, *, headers: dict[str, str], data: Any = None,
+              trigger: Trigger | None = None, secrets: tuple[str, ...] = ()) -> requests.Response:
+        try:
+            check_url(url)
+        except DisallowedHost as error:
+            raise SalesforceError("DISALLOWED_HOST", str(error), permanent=True,
+                                  hint="Fix the org's My Domain URL.") from None
+        request = requests.Request(method, url, headers=headers, data=data).prepare()
+        started = time.monotonic()
+        response: requests.Response | None = None
+        network_error = ""
+        try:
+            response = http_session().send(
+                request, allow_redirects=False,
+                timeout=(settings.FLOWGATE_HTTP_CONNECT_TIMEOUT, settings.FLOWGATE_HTTP_READ_TIMEOUT),
+            )
+        except requests.Timeout as error:
+            network_error = f"Timeout: {error}"
+        except requests.RequestException as error:
+            network_error = f"{type(error).__name__}: {error}"
+        duration_ms = int((time.monotonic() - started) * 1000)
+        record_exchange(
+            org=self.org, trigger=trigger, kind=kind, method=method, url=url,
+            request_headers=dict(request.headers), request_body=request.body,
+            response_status=response.status_code if response is not None else None,
+            response_headers=dict(response.headers) if response is not None else None,
+            response_body=response.content if response is not None else None,
+            network_error=network_error, duration_ms=duration_ms, secrets=secrets,
+        )
+        if response is None:
+            code = "TIMEOUT" if network_error.startswith("Timeout") else "NETWORK_ERROR"
+            raise SalesforceError(code, network_error[:500], permanent=False)
+        return response
+
+    def _error(self, response: requests.Response, kind: str) -> SalesforceError:
+        status = response.status_code
+        code, message = _error_body(response)
+        code = code or f"HTTP_{status}"
+        message = message or response.reason or f"HTTP {status}"
+        if 300 <= status < 400:
+            location = response.headers.get("Location", "")
+            return SalesforceError("REDIRECT", f"Salesforce redirected to {location or 'elsewhere'}; not followed.",
+                                   permanent=True, status=status, hint="Check the org's My Domain URL.")
+        transient = status >= 500 or status == 429 or code == "REQUEST_LIMIT_EXCEEDED"
+        hint = REST_ERROR_HINTS.get(code, "")
+        if status == 404 and kind in (Exchange.Kind.INVOKE, Exchange.Kind.DESCRIBE):
+            hint = FLOW_NOT_FOUND_HINT
+        elif status == 410:
+            hint = REST_ERROR_HINTS["API_VERSION_RETIRED"]
+        return SalesforceError(code, message, permanent=not transient, status=status, hint=hint)
+
+    def _note_limits(self, response: requests.Response) -> None:
+        usage = parse_limit_info(response.headers.get("Sforce-Limit-Info", "")).get("api-usage")
+        if usage:
+            Org.objects.filter(pk=self.org.pk).update(
+                api_usage_used=usage[0], api_usage_max=usage[1], api_usage_seen_at=timezone.now()
+            )
+
+    @staticmethod
+    def _json_or_none(response: requests.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            return None

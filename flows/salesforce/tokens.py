@@ -1,0 +1,105 @@
+"""Access tokens, cached for every process (encrypted), with at most one token request in flight per credential.
+
+A burst of triggers after a token expired makes one token request: the first caller takes a lock in the
+shared cache and fetches; the others wait for the token (or the error) it leaves in the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+
+from .. import crypto
+from ..models import ExternalClientApp
+from .errors import SalesforceError
+
+LOCK_SECONDS = 60
+# A failed token request is remembered briefly so a burst of waiting triggers shares its outcome instead of
+# queueing one failing request each.
+FAILURE_SECONDS = 5
+POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class Token:
+    access_token: str
+    instance_url: str
+
+    def __repr__(self) -> str:
+        return f"Token(access_token='********', instance_url={self.instance_url!r})"
+
+
+def _key(app: ExternalClientApp) -> str:
+    return f"flowgate:token:{app.credential_version}"
+
+
+def _read(key: str) -> Token | SalesforceError | None:
+    sealed = cache.get(key)
+    if sealed is None:
+        return None
+    try:
+        data = json.loads(crypto.decrypt(sealed))
+    except (crypto.DecryptionError, ValueError):
+        return None  # encrypted under a key since removed: fetch a new token
+    if "error" in data:
+        return SalesforceError.from_dict(data["error"])
+    return Token(data["access_token"], data["instance_url"])
+
+
+def _write(key: str, value: Token | SalesforceError) -> None:
+    if isinstance(value, Token):
+        payload = {"access_token": value.access_token, "instance_url": value.instance_url}
+        ttl = settings.FLOWGATE_TOKEN_CACHE_SECONDS
+    else:
+        payload, ttl = {"error": value.as_dict()}, FAILURE_SECONDS
+    cache.set(key, crypto.encrypt(json.dumps(payload)), timeout=ttl)
+
+
+def get_token(app: ExternalClientApp, fetch: Callable[[], Token]) -> Token:
+    key = _key(app)
+    lock_key = f"{key}:lock"
+    deadline = time.monotonic() + LOCK_SECONDS
+    while True:
+        found = _read(key)
+        if isinstance(found, Token):
+            return found
+        if isinstance(found, SalesforceError):
+            raise found
+        owner = uuid.uuid4().hex
+        if cache.add(lock_key, owner, timeout=LOCK_SECONDS):
+            try:
+                found = _read(key)  # another process may have finished between our read and our lock
+                if isinstance(found, Token):
+                    return found
+                try:
+                    token = fetch()
+                except SalesforceError as error:
+                    _write(key, error)
+                    raise
+                _write(key, token)
+                return token
+            finally:
+                if cache.get(lock_key) == owner:
+                    cache.delete(lock_key)
+        if time.monotonic() > deadline:
+            raise SalesforceError(
+                "TOKEN_WAIT_TIMEOUT", "Waited too long for another process's token request.", permanent=False
+            )
+        time.sleep(POLL_SECONDS)
+
+
+def forget_token(app: ExternalClientApp, token: Token) -> None:
+    """Drops a token Salesforce refused, unless another process already replaced it."""
+    key = _key(app)
+    if _read(key) == token:
+        cache.delete(key)
+
+
+def forget_all(app: ExternalClientApp) -> None:
+    cache.delete(_key(app))

@@ -1,0 +1,15 @@
+"""Celery entry points: ids in, a service call, nothing else."""
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(name="flows.dispatch_trigger", acks_late=True, ignore_result=True)
+def dispatch_trigger(trigger_id: int) -> None:
+    services.trigger_dispatch(trigger_id=trigger_id)
+
+
+@shared_task(name="flows.sweep_triggers", ignore_result=True)
+def sweep_triggers() -> dict[str, int]:
+    return services.trigger_sweep()

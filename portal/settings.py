@@ -1,0 +1,162 @@
+"""Flowgate settings: every knob is an environment variable (see the README's configuration table).
+
+Defaults run everything embedded (SQLite, a filesystem broker, a database cache) so `make run` needs no
+server; production points DATABASE_URL, CELERY_BROKER_URL and CACHE_URL at PostgreSQL and Redis.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("FLOWGATE_VAR_DIR", default=str(BASE_DIR / "var")))
+
+env = environ.Env()
+# The real environment wins over .env, which `make run` writes with local keys.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Production refuses to start without it: set SECRET_KEY to a long random "
+            "string, e.g. the output of: python -c \"import secrets; print(secrets.token_urlsafe(50))\""
+        )
+    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG"
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "flows",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the worker write at the same time: take the write lock up front and use WAL
+    # so readers never block, instead of failing with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;", "timeout": 20}
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Shared by every process (web, worker, command line): tokens and their single-flight locks live here.
+CACHES = {"default": env.cache("CACHE_URL", default="dbcache://flowgate_cache")}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "static"))
+
+LOGIN_URL = "admin:login"
+
+# --- Celery -----------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = VAR_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- Flowgate ---------------------------------------------------------------------------------------
+FLOWGATE_ENCRYPTION_KEYS = env.list("FLOWGATE_ENCRYPTION_KEYS", default=[])
+FLOWGATE_EXTRA_SALESFORCE_HOSTS = env.list("FLOWGATE_EXTRA_SALESFORCE_HOSTS", default=[])
+FLOWGATE_RETRY_DELAYS = env.list("FLOWGATE_RETRY_DELAYS", cast=float, default=[10, 30, 90, 300, 900])
+# Delays up to this many seconds ride on a broker countdown; longer ones wait in the database for the
+# sweep, because a Redis broker re-delivers unacked messages after its visibility timeout (1 h).
+FLOWGATE_MAX_COUNTDOWN = env.float("FLOWGATE_MAX_COUNTDOWN", default=300)
+FLOWGATE_SWEEP_INTERVAL = env.float("FLOWGATE_SWEEP_INTERVAL", default=15)
+# A queued trigger whose message has not reached a worker this long after it was due is enqueued again.
+FLOWGATE_SWEEP_GRACE = env.float("FLOWGATE_SWEEP_GRACE", default=60)
+FLOWGATE_HTTP_CONNECT_TIMEOUT = env.float("FLOWGATE_HTTP_CONNECT_TIMEOUT", default=5)
+FLOWGATE_HTTP_READ_TIMEOUT = env.float("FLOWGATE_HTTP_READ_TIMEOUT", default=30)
+# A token has no expiry in its response; Salesforce ends it after the session timeout (2 h idle by default).
+# Renewing it a little earlier than that saves the 401-and-retry round trip.
+FLOWGATE_TOKEN_CACHE_SECONDS = env.int("FLOWGATE_TOKEN_CACHE_SECONDS", default=3600)
+FLOWGATE_EXCHANGE_BODY_LIMIT = env.int("FLOWGATE_EXCHANGE_BODY_LIMIT", default=16384)
+SALESFORCE_EMULATOR_URL = env.str("SALESFORCE_EMULATOR_URL", default="http://127.0.0.1:8765")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # urllib3 logs full URLs and nothing else we need; keep it quiet.
+        "urllib3": {"level": "WARNING"},
+    },
+}
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+
+from flows.crypto import validate_keys  # noqa: E402  (needs only the list above)
+
+validate_keys(FLOWGATE_ENCRYPTION_KEYS)
+VAR_DIR.mkdir(parents=True, exist_ok=True)

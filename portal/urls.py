@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+
+admin.site.site_header = "Flowgate"
+admin.site.site_title = "Flowgate"
+admin.site.index_title = "Orgs, flows, triggers and their exchanges with Salesforce"
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("admin/", admin.site.urls),
+]
