@@ -1,0 +1,148 @@
+"""Routing: maps one HTTP request onto the emulator and builds the response bytes."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from .emulator import INVALID_SESSION, LIMIT_EXCEEDED, NOT_FOUND, Emulator, Payload, rest_error
+
+JSON_TYPE = "application/json;charset=UTF-8"
+DATA_PREFIX = "/services/data/"
+FLOW_ACTIONS = ["actions", "custom", "flow"]
+UNAVAILABLE_HTML = b"<html><body>Service Unavailable</body></html>"
+UNAVAILABLE_JSON = rest_error("Service unavailable", "SERVER_UNAVAILABLE")
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = JSON_TYPE
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def json_response(status: int, payload: Payload, headers: tuple[tuple[str, str], ...] = ()) -> Response:
+    body = b"" if payload is None else json.dumps(payload).encode("utf-8")
+    return Response(status, body, JSON_TYPE, headers)
+
+
+def _method_not_allowed(method: str, allowed: str) -> Response:
+    message = f"HTTP Method '{method}' not allowed. Allowed are {allowed}"
+    return json_response(405, rest_error(message, "METHOD_NOT_ALLOWED"))
+
+
+def _form(query: str, body: bytes) -> dict[str, str]:
+    pairs = parse_qsl(query) + parse_qsl(body.decode("utf-8", "replace"))
+    return dict(pairs)
+
+
+def _bearer(authorization: str | None) -> str | None:
+    scheme, _, token = (authorization or "").partition(" ")
+    # Salesforce also accepts the legacy "OAuth" scheme.
+    if scheme.lower() not in ("bearer", "oauth"):
+        return None
+    return token.strip() or None
+
+
+def dispatch(
+    emulator: Emulator,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    *,
+    authorization: str | None = None,
+    host: str = "localhost",
+) -> Response:
+    """Answer one request. `target` is the request line's path with its query string."""
+    path, _, query = target.partition("?")
+    if path.startswith("/_emulator/"):
+        return _control(emulator, method, path, body)
+    response = _services(emulator, method, path, query, body, authorization, host)
+    if emulator.latency_ms:
+        time.sleep(emulator.latency_ms / 1000)
+    return response
+
+
+def _services(
+    emulator: Emulator, method: str, path: str, query: str, body: bytes, authorization: str | None, host: str
+) -> Response:
+    if not path.startswith("/services/"):
+        return json_response(404, NOT_FOUND)
+    if emulator.take_fault():
+        if emulator.fail_html:
+            return Response(503, UNAVAILABLE_HTML, "text/html;charset=UTF-8")
+        return json_response(503, UNAVAILABLE_JSON)
+
+    if path == "/services/oauth2/token":
+        if method != "POST":
+            return _method_not_allowed(method, "POST")
+        return json_response(*emulator.request_token(_form(query, body), authorization, host))
+    if path == "/services/oauth2/revoke":
+        if method not in ("POST", "GET"):
+            return _method_not_allowed(method, "GET, POST")
+        return json_response(*emulator.revoke(_form(query, body).get("token", "")))
+    if path.rstrip("/") == "/services/data":
+        if method != "GET":
+            return _method_not_allowed(method, "GET")
+        return json_response(200, emulator.versions())
+    if path.startswith(DATA_PREFIX):
+        return _rest(emulator, method, path[len(DATA_PREFIX) :], body, authorization)
+    return json_response(404, NOT_FOUND)
+
+
+def _rest(emulator: Emulator, method: str, rest_path: str, body: bytes, authorization: str | None) -> Response:
+    """Authenticated REST under /services/data/vNN.N/: auth, usage accounting, version, resource."""
+    token = _bearer(authorization)
+    if token is None or not emulator.session_valid(token):
+        return json_response(401, INVALID_SESSION)
+    allowed, usage = emulator.count_api_call()
+    headers = (("Sforce-Limit-Info", usage),)
+    if not allowed:
+        return json_response(403, LIMIT_EXCEEDED, headers)
+
+    segment, *parts = rest_path.strip("/").split("/")
+    error = emulator.version_error(segment)
+    if error is not None:
+        return json_response(*error, headers)
+    version = segment[1:]
+
+    if parts == [] or parts == ["limits"]:
+        if method != "GET":
+            return _method_not_allowed(method, "GET")
+        result = emulator.limits() if parts else emulator.resources(version)
+    elif parts == FLOW_ACTIONS:
+        if method != "GET":
+            return _method_not_allowed(method, "GET")
+        result = emulator.list_flows(version)
+    elif len(parts) == 4 and parts[:3] == FLOW_ACTIONS:
+        if method == "GET":
+            result = emulator.describe_flow(parts[3])
+        elif method == "POST":
+            result = emulator.invoke(parts[3], body)
+        else:
+            return _method_not_allowed(method, "GET, POST")
+    else:
+        result = (404, NOT_FOUND)
+    return json_response(*result, headers)
+
+
+def _control(emulator: Emulator, method: str, path: str, body: bytes) -> Response:
+    """Test hooks: GET state, POST config, POST reset. Never delayed, faulted or counted."""
+    route = path.rstrip("/")
+    if route == "/_emulator/state" and method == "GET":
+        return json_response(200, emulator.snapshot())
+    if route == "/_emulator/reset" and method == "POST":
+        emulator.reset()
+        return json_response(200, emulator.snapshot())
+    if route == "/_emulator/config" and method == "POST":
+        try:
+            changes = json.loads(body or b"{}")
+            if not isinstance(changes, dict):
+                raise ValueError("config body must be a JSON object")
+            return json_response(200, emulator.configure(**changes))
+        except ValueError as exc:
+            return json_response(400, {"error": str(exc)})
+    return json_response(404, {"error": f"no control endpoint {method} {path}"})
