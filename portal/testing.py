@@ -23,6 +23,8 @@ TEST_ENV = {
     "FLOWGATE_RETRY_DELAYS": "0.2,0.4,0.8",
     "FLOWGATE_VAR_DIR": os.path.join(tempfile.gettempdir(), "flowgate-test-var"),
     "LOG_LEVEL": "INFO",
+    # Connections close after each task, so a worker thread never holds the test database open.
+    "DATABASE_CONN_MAX_AGE": "0",
 }
 
 for name, value in TEST_ENV.items():
