@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("FLOWGATE_VAR_DIR", default=str(BASE_DIR / "var")))
 
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 env = environ.Env()
 # The real environment wins over .env, which `make run` writes with local keys.
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
@@ -110,6 +111,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
     }
+    for _folder in ("queue", "processed"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -159,4 +162,3 @@ if not DEBUG:
 from flows.crypto import validate_keys  # noqa: E402  (needs only the list above)
 
 validate_keys(FLOWGATE_ENCRYPTION_KEYS)
-VAR_DIR.mkdir(parents=True, exist_ok=True)
