@@ -22,7 +22,6 @@ install: $(VENV)/.installed
 
 migrate: install .env
 	$(PY) manage.py migrate --no-input
-	$(PY) manage.py createcachetable
 
 run: migrate
 	$(PY) manage.py seed_demo --salesforce-url http://127.0.0.1:$(EMULATOR_PORT)
