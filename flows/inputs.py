@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -44,11 +45,11 @@ def _check_scalar(kind: str, value: Any) -> str | None:
     elif kind == Type.DATE:
         if not isinstance(value, str):
             return "Expected a date as YYYY-MM-DD."
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):  # fromisoformat also takes week dates
+            return f"{value[:40]!r} is not a date as YYYY-MM-DD."
         try:
             dt.date.fromisoformat(value)
         except ValueError:
-            return f"{value[:40]!r} is not a date as YYYY-MM-DD."
-        if len(value) != 10:
             return f"{value[:40]!r} is not a date as YYYY-MM-DD."
     elif kind == Type.DATETIME:
         if not isinstance(value, str):
@@ -155,6 +156,8 @@ def parse_text_values(schema: Iterable[FlowInput], raw: Mapping[str, str]) -> di
         if field is None:
             values[name] = text  # validate_inputs names it as unknown
             continue
+        if field.type != Type.TEXT and not text.strip():
+            continue  # blank means not given (HTML forms post every field); a required one is reported below
         try:
             values[name] = parse_text_value(field, text)
         except ValueError as error:

@@ -6,6 +6,7 @@ shared cache and fetches; the others wait for the token (or the error) it leaves
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -36,7 +37,9 @@ class Token:
 
 
 def _key(app: ExternalClientApp) -> str:
-    return f"flowgate:token:{app.credential_version}"
+    # A new credential or a new My Domain URL means a new token: never reuse one issued for the old.
+    domain = hashlib.sha256(app.org.my_domain_url.encode()).hexdigest()[:12]
+    return f"flowgate:token:{app.credential_version}:{domain}"
 
 
 def _read(key: str) -> Token | SalesforceError | None:

@@ -29,7 +29,8 @@ class Command(BaseCommand):
     def handle(self, *args, org_slug, flow_api_name, values, sync, wait, idempotency_key, **options):
         flow = Flow.objects.select_related("org").filter(org__slug=org_slug, api_name=flow_api_name).first()
         if flow is None:
-            raise CommandError(f"No flow {flow_api_name!r} in org {org_slug!r}: see the flows in the admin.")
+            raise CommandError(f"No flow {flow_api_name!r} in org {org_slug!r}: see the flows in the admin.",
+                               returncode=2)
         raw: dict[str, str] = {}
         problems: dict[str, list[str]] = {}
         for item in values:
@@ -39,9 +40,12 @@ class Command(BaseCommand):
             else:
                 raw[name] = value
         try:
+            try:
+                inputs = parse_text_values(flow.inputs.all(), raw)
+            except InputValidationError as invalid:
+                problems = {**invalid.errors, **problems}
             if problems:
                 raise InputValidationError(problems)
-            inputs = parse_text_values(flow.inputs.all(), raw)
             trigger = services.trigger_create(flow=flow, inputs=inputs, source=Trigger.Source.CLI,
                                               actor_label="command line", idempotency_key=idempotency_key,
                                               enqueue=not sync)
