@@ -17,4 +17,7 @@ class FlowsConfig(AppConfig):
     verbose_name = "Flowgate"
 
     def ready(self) -> None:
+        from .roles import sync_roles_after_migrate
+
         post_migrate.connect(_create_cache_table, sender=self)
+        post_migrate.connect(sync_roles_after_migrate, sender=self)

@@ -86,6 +86,7 @@ class Flow(models.Model):
     class Meta:
         ordering = ["org__name", "api_name"]
         constraints = [models.UniqueConstraint(fields=["org", "api_name"], name="flow_api_name_unique_per_org")]
+        permissions = [("fire_flow", "Can fire flows")]
 
     def __str__(self) -> str:
         return f"{self.org.slug}/{self.api_name}"
@@ -148,6 +149,9 @@ class Trigger(models.Model):
     )
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     resend_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resends")
+    resend_job = models.ForeignKey(
+        "ResendJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="triggers"
+    )
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # When the task message last sent for this trigger is due at a worker; empty when none is on the way.
@@ -164,6 +168,7 @@ class Trigger(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("resend_trigger", "Can re-send triggers")]
         constraints = [
             models.UniqueConstraint(
                 fields=["flow", "idempotency_key"],
@@ -190,6 +195,44 @@ class Trigger(models.Model):
     @property
     def who(self) -> str:
         return self.actor.get_username() if self.actor else self.actor_label
+
+
+class ResendJob(models.Model):
+    """Re-sends every trigger that matched a console filter, in the background, with counts that persist."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    filters = models.JSONField(default=dict, help_text="The console filter the re-send was confirmed for.")
+    include_already_resent = models.BooleanField(
+        default=False, help_text="Also re-send triggers that already have a successful re-send."
+    )
+    # Only triggers that existed at confirmation: the re-sends themselves, and later failures, are not swept in.
+    max_trigger_id = models.BigIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0, help_text="Triggers matching at confirmation.")
+    processed = models.PositiveIntegerField(default=0)
+    resent = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "re-send job"
+
+    def __str__(self) -> str:
+        return f"Re-send job {self.pk} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
 
 
 class ExchangeQuerySet(models.QuerySet):

@@ -1,0 +1,3 @@
+"""Console pages for webhook deliveries, mounted under /console/deliveries/ (issue 4)."""
+
+urlpatterns: list = []
