@@ -1,13 +1,24 @@
 from __future__ import annotations
 
+from functools import partial
+
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .models import Exchange, ExternalClientApp, Flow, FlowInput, Org, Trigger
+from .connection import org_test_connection
+from .console import views as console_views
+from .flow_import import flow_import_apply, flow_import_preview, flow_list_remote
+from .models import Exchange, ExternalClientApp, Flow, FlowInput, Org, ResendJob, Trigger
+from .resend_jobs import triggers_resend
+from .salesforce import SalesforceError
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -94,6 +105,73 @@ class OrgAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["api_usage", "api_usage_seen_at", "created_at", "updated_at"]
     inlines = [ExternalClientAppInline]
+    actions = ["test_connection_action"]
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/test-connection/", wrap(self.test_connection_view), name="flows_org_test_connection"),
+            path("<int:pk>/import-flows/", wrap(self.import_list_view), name="flows_org_import"),
+            path("<int:pk>/import-flows/<str:api_name>/", wrap(self.import_preview_view),
+                 name="flows_org_import_preview"),
+            *super().get_urls(),
+        ]
+
+    def _org_for(self, request: HttpRequest, pk: int, *perms: str) -> Org:
+        org = get_object_or_404(Org, pk=pk)
+        if not self.has_change_permission(request, org) or not request.user.has_perms(perms):
+            raise PermissionDenied
+        return org
+
+    def _render(self, request: HttpRequest, template: str, org: Org, **context) -> TemplateResponse:
+        return TemplateResponse(request, template, {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "original": org, "org": org,
+            **context,
+        })
+
+    def test_connection_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        org = self._org_for(request, pk)
+        if request.method != "POST":  # a test makes calls that count against the org's limits: POST only
+            return redirect("admin:flows_org_change", pk)
+        report = org_test_connection(org=org)
+        org.refresh_from_db()
+        return self._render(request, "admin/flows/org/connection.html", org, report=report,
+                            title=f"Test connection: {org.name}")
+
+    @admin.action(description="Test connection of the selected orgs")
+    def test_connection_action(self, request: HttpRequest, queryset) -> None:
+        for org in queryset:
+            report = org_test_connection(org=org)
+            if report.ok:
+                messages.success(request, f"{org.slug}: connected; latest API version {report.latest_version}."
+                                 + "".join(f" {w}" for w in report.warnings))
+            else:
+                messages.error(request, f"{org.slug}: {report.error.code}: {report.error.message}"
+                               + (f" — {report.error.hint}" if report.error.hint else ""))
+
+    def import_list_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        org = self._org_for(request, pk, "flows.add_flow", "flows.change_flow")
+        try:
+            remote = flow_list_remote(org=org)
+            error = None
+        except SalesforceError as failure:
+            remote, error = [], failure
+        return self._render(request, "admin/flows/org/import_list.html", org, remote=remote, error=error,
+                            title=f"Import flows from {org.name}")
+
+    def import_preview_view(self, request: HttpRequest, pk: int, api_name: str) -> HttpResponse:
+        org = self._org_for(request, pk, "flows.add_flow", "flows.change_flow")
+        try:
+            preview = flow_import_preview(org=org, api_name=api_name)
+        except SalesforceError as error:
+            return self._render(request, "admin/flows/org/import_list.html", org, remote=[], error=error,
+                                title=f"Import {api_name}")
+        if request.method == "POST":
+            flow = flow_import_apply(preview=preview)
+            messages.success(request, f"Imported {flow.api_name} with {len(preview.inputs)} inputs.")
+            return redirect("admin:flows_flow_change", flow.pk)
+        return self._render(request, "admin/flows/org/import_preview.html", org, preview=preview,
+                            title=f"Import {api_name}")
 
     @admin.display(description="API usage")
     def api_usage(self, org: Org) -> str:
@@ -115,6 +193,13 @@ class FlowAdmin(admin.ModelAdmin):
     search_fields = ["api_name", "label", "org__slug"]
     list_select_related = ["org"]
     inlines = [FlowInputInline]
+
+    def get_urls(self):
+        fire = partial(console_views.flow_fire, source=Trigger.Source.ADMIN)
+        return [
+            path("<int:pk>/fire/", self.admin_site.admin_view(fire), name="flows_flow_fire"),
+            *super().get_urls(),
+        ]
 
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).annotate(input_count=Count("inputs"))
@@ -151,6 +236,18 @@ class TriggerAdmin(ReadOnlyAdmin):
               "updated_at", "finished_at"]
     readonly_fields = fields
     inlines = [ExchangeInline]
+    actions = ["resend_action"]
+
+    @admin.action(description="Re-send the selected triggers", permissions=["resend"])
+    def resend_action(self, request: HttpRequest, queryset) -> None:
+        outcome = triggers_resend(triggers=queryset.select_related("flow__org"), actor=request.user,
+                                  include_already_resent=False)
+        messages.success(request, f"Re-sent {len(outcome.resent)}; skipped {len(outcome.skipped)} (already re-sent "
+                                  f"successfully, or their inputs no longer fit the flow; re-send those one by one "
+                                  f"from the console).")
+
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("flows.resend_trigger")
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, trigger: Trigger) -> str:
@@ -169,4 +266,13 @@ class ExchangeAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     fields = ["org", "trigger", "kind", "method", "url", "request_headers", "request_body", "response_status",
               "response_headers", "response_body", "network_error", "duration_ms", "created_at"]
+    readonly_fields = fields
+
+
+@admin.register(ResendJob)
+class ResendJobAdmin(ReadOnlyAdmin):
+    list_display = ["id", "created_at", "created_by", "status", "total", "processed", "resent", "skipped"]
+    list_filter = ["status", "created_at"]
+    fields = ["created_by", "filters", "include_already_resent", "max_trigger_id", "status", "total", "processed",
+              "resent", "skipped", "error", "created_at", "started_at", "finished_at"]
     readonly_fields = fields

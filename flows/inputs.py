@@ -122,6 +122,11 @@ def parse_text_value(field: FlowInput, raw: str) -> Any:
     return _parse_scalar(field.type, raw)
 
 
+def parse_text_items(field: FlowInput, items: list[str]) -> list[Any]:
+    """A collection typed item by item (one per line in a form)."""
+    return [_parse_scalar(field.type, item) for item in items]
+
+
 def _parse_scalar(kind: str, raw: str) -> Any:
     if kind in (Type.NUMBER, Type.CURRENCY):
         try:

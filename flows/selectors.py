@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import statistics
+from collections.abc import Mapping
 from typing import Any
 
-from .models import Trigger
+from django.db import connection
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from .models import Flow, FlowInput, Trigger
 
 
 def trigger_as_dict(trigger: Trigger) -> dict[str, Any]:
@@ -18,3 +25,91 @@ def trigger_as_dict(trigger: Trigger) -> dict[str, Any]:
         "outputs": trigger.outputs,
         "error": error,
     }
+
+
+def _input_value_match(q: str) -> Q:
+    """Triggers with any input equal to `q` (an email, a phone number, an IndividualId)."""
+    names = set(FlowInput.objects.values_list("name", flat=True).distinct())
+    values = {q, q.lower()}
+    match = Q(pk__in=[])
+    for name in names:
+        for value in values:
+            if connection.vendor == "postgresql":
+                match |= Q(inputs__contains={name: value})  # @> containment: served by a GIN index
+            else:
+                match |= Q(**{f"inputs__{name}": value})
+    return match
+
+
+def trigger_filter(params: Mapping[str, str]) -> QuerySet[Trigger]:
+    """The console's filter (TriggerFilterForm.params), newest first. Also replayed by re-send jobs."""
+    triggers = Trigger.objects.select_related("flow__org", "actor")
+    if status := params.get("status"):
+        triggers = triggers.filter(status=status)
+    if org := params.get("org"):
+        triggers = triggers.filter(flow__org__slug=org)
+    if flow := params.get("flow"):
+        triggers = triggers.filter(flow_id=int(flow))
+    if source := params.get("source"):
+        triggers = triggers.filter(source=source)
+    if error_code := params.get("error_code"):
+        triggers = triggers.filter(error_code=error_code)
+    if date_from := params.get("date_from"):
+        triggers = triggers.filter(created_at__gte=_day_start(date_from))
+    if date_to := params.get("date_to"):
+        triggers = triggers.filter(created_at__lt=_day_start(date_to) + dt.timedelta(days=1))
+    if q := (params.get("q") or "").strip():
+        match = _input_value_match(q)
+        if q.isdigit() and len(q) < 19:
+            match |= Q(pk=int(q))
+        triggers = triggers.filter(match)
+    return triggers.order_by("-id")
+
+
+def _day_start(day: str) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(dt.date.fromisoformat(day), dt.time.min))
+
+
+def trigger_page(triggers: QuerySet[Trigger], *, before: int | None, size: int = 50
+                 ) -> tuple[list[Trigger], int | None]:
+    """One page by keyset (ids below `before`), and the cursor of the next page: no COUNT(*) on large tables."""
+    if before:
+        triggers = triggers.filter(pk__lt=before)
+    rows = list(triggers[: size + 1])
+    return rows[:size], rows[size - 1].pk if len(rows) > size else None
+
+
+def triggers_with_successful_resend(ids: list[int]) -> set[int]:
+    return set(
+        Trigger.objects.filter(resend_of_id__in=ids, status=Trigger.Status.SUCCEEDED)
+        .values_list("resend_of_id", flat=True)
+    )
+
+
+def flow_stats_last_day(*, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Per flow over the last 24 hours: counts by status, success rate, median time to Salesforce."""
+    since = (now or timezone.now()) - dt.timedelta(hours=24)
+    recent = Trigger.objects.filter(created_at__gte=since)
+    counts: dict[int, dict[str, int]] = {}
+    for row in recent.values("flow_id", "status").annotate(n=Count("id")):
+        counts.setdefault(row["flow_id"], {})[row["status"]] = row["n"]
+    flows = Flow.objects.select_related("org").in_bulk(list(counts))
+    stats = []
+    for flow_id, by_status in counts.items():
+        finished = by_status.get(Trigger.Status.SUCCEEDED, 0) + by_status.get(Trigger.Status.FAILED, 0)
+        durations = [
+            (finished_at - created_at).total_seconds()
+            for created_at, finished_at in recent.filter(flow_id=flow_id, status=Trigger.Status.SUCCEEDED)
+            .order_by("-id").values_list("created_at", "finished_at")[:MEDIAN_SAMPLE]
+        ]
+        stats.append({
+            "flow": flows[flow_id],
+            "by_status": by_status,
+            "total": sum(by_status.values()),
+            "success_rate": by_status.get(Trigger.Status.SUCCEEDED, 0) / finished if finished else None,
+            "median_seconds": statistics.median(durations) if durations else None,
+        })
+    return sorted(stats, key=lambda s: (str(s["flow"].org), s["flow"].api_name))
+
+
+MEDIAN_SAMPLE = 2000

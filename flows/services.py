@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from .crypto import DecryptionError
 from .inputs import InputValidationError, validate_inputs
-from .models import Flow, Trigger
+from .models import Flow, ResendJob, Trigger
 from .salesforce import SalesforceClient, SalesforceError
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ def trigger_create(
     actor_label: str = "",
     idempotency_key: str | None = None,
     resend_of: Trigger | None = None,
+    resend_job: ResendJob | None = None,
     enqueue: bool = True,
 ) -> Trigger:
     """Validates the inputs against the flow's FlowInputs and queues one Trigger, dispatched after commit.
@@ -67,7 +68,8 @@ def trigger_create(
         with transaction.atomic():
             trigger = Trigger.objects.create(
                 flow=flow, inputs=cleaned, source=source, actor=actor, actor_label=actor_label,
-                idempotency_key=idempotency_key or None, resend_of=resend_of, next_attempt_at=now, enqueued_at=now,
+                idempotency_key=idempotency_key or None, resend_of=resend_of, resend_job=resend_job,
+                next_attempt_at=now, enqueued_at=now,
             )
             if enqueue:
                 transaction.on_commit(partial(_enqueue, trigger.pk))
@@ -86,12 +88,17 @@ def _replay(existing: Trigger, inputs: dict[str, Any]) -> Trigger:
     return existing
 
 
-def trigger_resend(*, trigger: Trigger, actor: AbstractBaseUser | None, actor_label: str = "") -> Trigger:
+def trigger_resend(*, trigger: Trigger, actor: AbstractBaseUser | None, actor_label: str = "",
+                   resend_job: ResendJob | None = None) -> Trigger:
     """A new Trigger with the original's inputs, linked to it; the original is left as it was."""
     return trigger_create(
         flow=trigger.flow, inputs=trigger.inputs, source=Trigger.Source.RESEND, actor=actor,
-        actor_label=actor_label, resend_of=trigger,
+        actor_label=actor_label, resend_of=trigger, resend_job=resend_job,
     )
+
+
+def trigger_has_successful_resend(trigger: Trigger) -> bool:
+    return trigger.resends.filter(status=Trigger.Status.SUCCEEDED).exists()
 
 
 def _lease() -> dt.timedelta:

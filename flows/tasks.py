@@ -12,4 +12,13 @@ def dispatch_trigger(trigger_id: int) -> None:
 
 @shared_task(name="flows.sweep_triggers", ignore_result=True)
 def sweep_triggers() -> dict[str, int]:
-    return services.trigger_sweep()
+    from .resend_jobs import resend_jobs_recover
+
+    return {**services.trigger_sweep(), "jobs_recovered": resend_jobs_recover()}
+
+
+@shared_task(name="flows.run_resend_job", acks_late=True, ignore_result=True)
+def run_resend_job(job_id: int) -> None:
+    from .resend_jobs import resend_job_run
+
+    resend_job_run(job_id=job_id)

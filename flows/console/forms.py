@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+
+from ..inputs import parse_text_items
+from ..models import Flow, FlowInput, Org, Trigger
+
+STATUS_CHOICES = [("", "any status"), *Trigger.Status.choices]
+SOURCE_CHOICES = [("", "any source"), *Trigger.Source.choices]
+
+
+class TriggerFilterForm(forms.Form):
+    """The console's filter. Its cleaned, string-only `params` are what a re-send job stores and replays."""
+
+    q = forms.CharField(required=False, label="Search",
+                        widget=forms.TextInput(attrs={"placeholder": "email, phone, IndividualId or trigger id"}))
+    status = forms.ChoiceField(choices=STATUS_CHOICES, required=False)
+    org = forms.ModelChoiceField(queryset=Org.objects.all(), required=False, to_field_name="slug",
+                                 empty_label="any org")
+    flow = forms.ModelChoiceField(queryset=Flow.objects.select_related("org"), required=False,
+                                  empty_label="any flow")
+    source = forms.ChoiceField(choices=SOURCE_CHOICES, required=False)
+    error_code = forms.CharField(required=False, label="Error code",
+                                 widget=forms.TextInput(attrs={"placeholder": "error code"}))
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    FIELDS = ("q", "status", "org", "flow", "source", "error_code", "date_from", "date_to")
+
+    @classmethod
+    def from_request(cls, data: Any) -> TriggerFilterForm:
+        """A bare /console/ opens on failed triggers; any filter given (even 'any status') replaces that."""
+        if not any(name in data for name in cls.FIELDS):
+            data = {"status": Trigger.Status.FAILED}
+        return cls(data)
+
+    @property
+    def params(self) -> dict[str, str]:
+        params = {}
+        for name in self.FIELDS:
+            value = self.cleaned_data.get(name)
+            if value in (None, ""):
+                continue
+            if isinstance(value, Org):
+                value = value.slug
+            elif isinstance(value, Flow):
+                value = value.pk
+            elif isinstance(value, dt.date):
+                value = value.isoformat()
+            params[name] = str(value).strip()
+        return params
+
+
+def _json_number(value: Decimal | None) -> int | float | None:
+    if value is None:
+        return None
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+class FireForm(forms.Form):
+    """A form generated from a flow's inputs, with typed widgets; values come out as the JSON types to send."""
+
+    def __init__(self, *args: Any, flow: Flow, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.flow = flow
+        self.schema = list(flow.inputs.all())
+        for field in self.schema:
+            self.fields[field.name] = self._form_field(field)
+
+    @staticmethod
+    def _form_field(field: FlowInput) -> forms.Field:
+        common = {"required": field.required, "help_text": field.description, "label": field.name}
+        Type = FlowInput.Type
+        if field.is_collection:
+            return forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), **{
+                **common, "help_text": f"{field.description} One {field.get_type_display().lower()} per line.".strip()})
+        if field.type == Type.NUMBER:
+            return forms.DecimalField(widget=forms.NumberInput(attrs={"step": "any"}), **common)
+        if field.type == Type.CURRENCY:
+            return forms.DecimalField(decimal_places=2, widget=forms.NumberInput(attrs={"step": "0.01"}), **common)
+        if field.type == Type.BOOLEAN:
+            if field.required:
+                return forms.TypedChoiceField(choices=[("true", "Yes"), ("false", "No")],
+                                              coerce=lambda v: v == "true", **common)
+            return forms.NullBooleanField(**common)
+        if field.type == Type.DATE:
+            return forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), **common)
+        if field.type == Type.DATETIME:
+            return forms.DateTimeField(
+                widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+                **{**common, "help_text": f"{field.description} Time zone: {timezone.get_current_timezone_name()}."
+                   .strip()},
+            )
+        if field.type == Type.RECORD:
+            return forms.JSONField(widget=forms.Textarea(attrs={"rows": 3}), **{
+                **common, "help_text": f"{field.description} A JSON object of field names to values.".strip()})
+        return forms.CharField(**common)
+
+    def inputs(self) -> dict[str, Any]:
+        """The cleaned values as JSON types; call after is_valid()."""
+        values: dict[str, Any] = {}
+        for field in self.schema:
+            value = self.cleaned_data.get(field.name)
+            if value in (None, "", []):
+                continue
+            if field.is_collection:
+                try:
+                    value = parse_text_items(field, [line.strip() for line in value.splitlines() if line.strip()])
+                except ValueError as error:
+                    self.add_error(field.name, str(error))
+                    continue
+            elif isinstance(value, Decimal):
+                value = _json_number(value)
+            elif isinstance(value, dt.datetime):
+                value = (value if timezone.is_aware(value) else timezone.make_aware(value)).isoformat()
+            elif isinstance(value, dt.date):
+                value = value.isoformat()
+            values[field.name] = value
+        return values
