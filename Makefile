@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 EMULATOR_PORT ?= 8765
 
-.PHONY: run test install migrate clean
+.PHONY: run test install migrate clean screenshots
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ run: migrate
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Pictures of the console, a trigger page and the fire form, for the README.
+screenshots: install
+	FLOWGATE_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest tests/browser/test_screenshots.py -q
 
 clean:
 	rm -rf var .pytest_cache

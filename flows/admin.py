@@ -92,9 +92,15 @@ class ExternalClientAppAdmin(admin.ModelAdmin):
 class ExternalClientAppInline(admin.TabularInline):
     model = ExternalClientApp
     form = ExternalClientAppForm
-    fields = ["name", "is_active", "new_consumer_key", "new_consumer_secret", "rotated_at"]
-    readonly_fields = ["rotated_at"]
-    extra = 0
+    fields = ["name", "is_active", "new_consumer_key", "new_consumer_secret", "credentials"]
+    readonly_fields = ["credentials"]
+
+    def get_extra(self, request: HttpRequest, obj=None, **kwargs) -> int:
+        return 0 if obj else 1  # a new org gets its credentials on the same page
+
+    @admin.display(description="Credentials")
+    def credentials(self, app: ExternalClientApp) -> str:
+        return ExternalClientAppAdmin.credentials(None, app)
 
 
 @admin.register(Org)
@@ -276,3 +282,6 @@ class ResendJobAdmin(ReadOnlyAdmin):
     fields = ["created_by", "filters", "include_already_resent", "max_trigger_id", "status", "total", "processed",
               "resent", "skipped", "error", "created_at", "started_at", "finished_at"]
     readonly_fields = fields
+
+from .api import admin as api_admin  # noqa: E402,F401  (API keys)
+from .webhooks import admin as webhooks_admin  # noqa: E402,F401  (Shopify webhooks, deliveries)

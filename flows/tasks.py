@@ -1,13 +1,21 @@
 """Celery entry points: ids in, a service call, nothing else."""
 
+import logging
+
 from celery import shared_task
 
 from . import services
+from .models import Trigger
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="flows.dispatch_trigger", acks_late=True, ignore_result=True)
 def dispatch_trigger(trigger_id: int) -> None:
-    services.trigger_dispatch(trigger_id=trigger_id)
+    try:
+        services.trigger_dispatch(trigger_id=trigger_id)
+    except Trigger.DoesNotExist:  # deleted since it was queued: nothing to send
+        logger.warning("Trigger %s no longer exists; its task is dropped.", trigger_id)
 
 
 @shared_task(name="flows.sweep_triggers", ignore_result=True)

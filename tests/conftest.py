@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from celery.contrib.testing.worker import start_worker
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.cache import cache
 
-from flows.models import ExternalClientApp, Flow, FlowInput, Org
+from flows.models import ExternalClientApp, Flow, FlowInput, Org, Trigger
+from flows.roles import ADMINS, SUPPORT
+from portal.celery import app as celery_app
+from sfemu import DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, serve_in_thread
 
 MY_DOMAIN = "https://acme.my.salesforce.com"
 CONSUMER_KEY = "3MVG9-test-consumer-key-0123456789"
@@ -54,3 +61,59 @@ def org(db) -> Org:
 @pytest.fixture
 def flow(org) -> Flow:
     return make_flow(org)
+
+
+def support_user(username: str = "bob", password: str = "bob-password-1"):
+    user = get_user_model().objects.create_user(username, f"{username}@example.com", password, is_staff=True)
+    user.groups.add(Group.objects.get(name=SUPPORT))
+    return user
+
+
+def admin_user(username: str = "alice", password: str = "alice-password-1"):
+    user = get_user_model().objects.create_user(username, f"{username}@example.com", password, is_staff=True)
+    user.groups.add(Group.objects.get(name=ADMINS))
+    return user
+
+
+# --- real services: the emulator and a Celery worker over the Redis broker ---------------------------
+
+
+@pytest.fixture(scope="session")
+def emulator_server():
+    with serve_in_thread() as running:
+        yield running
+
+
+@pytest.fixture
+def emulator(emulator_server):
+    emulator_server.emulator.reset()
+    return emulator_server
+
+
+@pytest.fixture(scope="session")
+def worker():
+    with celery_app.connection_for_write() as connection:
+        celery_app.amqp.queues["celery"].bind(connection.default_channel).purge()
+    with start_worker(celery_app, pool="threads", concurrency=4, perform_ping_check=False,
+                      loglevel="WARNING", shutdown_timeout=30) as running:
+        yield running
+
+
+@pytest.fixture
+def emu_org(transactional_db, emulator) -> Org:
+    return make_org(slug="emu", url=emulator.url, key=DEFAULT_CONSUMER_KEY, secret=DEFAULT_CONSUMER_SECRET)
+
+
+@pytest.fixture
+def emu_flow(emu_org) -> Flow:
+    return make_flow(emu_org)
+
+
+def wait_final(trigger: Trigger, seconds: float = 20) -> Trigger:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        trigger.refresh_from_db()
+        if trigger.is_final:
+            return trigger
+        time.sleep(0.05)
+    raise AssertionError(f"trigger {trigger.pk} still {trigger.status} after {seconds} s")
