@@ -30,6 +30,7 @@ def main() -> int:
     time.sleep(1.5)
     print(
         f"\n  Flowgate is running: http://127.0.0.1:{args.port}/admin/  (login: admin / admin)\n"
+        f"  Support console:     http://127.0.0.1:{args.port}/console/\n"
         f"  Salesforce emulator: http://127.0.0.1:{args.emulator_port}   Ctrl-C stops everything.\n"
         f"  Fire the demo flow:  .venv/bin/python manage.py trigger_flow demo On_Demand_Flow "
         f"IndividualId=003DEMO EmailAddress=you@example.com --wait 10\n",

@@ -35,7 +35,7 @@ class TriggerFilterForm(forms.Form):
     @classmethod
     def from_request(cls, data: Any) -> TriggerFilterForm:
         """A bare /console/ opens on failed triggers; any filter given (even 'any status') replaces that."""
-        if not any(name in data for name in cls.FIELDS):
+        if not any(name in data for name in (*cls.FIELDS, "before")):
             data = {"status": Trigger.Status.FAILED}
         return cls(data)
 
