@@ -60,7 +60,10 @@ def resend_job_create(*, params: Mapping[str, str], actor: AbstractBaseUser | No
 def _enqueue(job_id: int) -> None:
     from .tasks import run_resend_job
 
-    run_resend_job.delay(job_id)
+    try:
+        run_resend_job.delay(job_id)
+    except Exception:  # the broker is down: the job row waits for the sweep (resend_jobs_recover)
+        logger.warning("Could not enqueue re-send job %s; the sweep will pick it up.", job_id, exc_info=True)
 
 
 def resend_job_run(*, job_id: int) -> ResendJob:
@@ -106,12 +109,14 @@ STALE_AFTER = dt.timedelta(minutes=5)
 
 
 def resend_jobs_recover(*, now: dt.datetime | None = None) -> int:
-    """Queues again the running jobs whose worker stopped updating them (the sweep calls this)."""
+    """Queues again the jobs whose worker stopped updating them or whose message never reached one (the sweep
+    calls this). A job sent twice runs once: only one run claims it."""
     now = now or timezone.now()
-    stale = list(ResendJob.objects.filter(status=ResendJob.Status.RUNNING, updated_at__lt=now - STALE_AFTER)
+    waiting = (ResendJob.Status.QUEUED, ResendJob.Status.RUNNING)
+    stale = list(ResendJob.objects.filter(status__in=waiting, updated_at__lt=now - STALE_AFTER)
                  .values_list("pk", flat=True))
     for job_id in stale:
-        if ResendJob.objects.filter(pk=job_id, status=ResendJob.Status.RUNNING).update(
+        if ResendJob.objects.filter(pk=job_id, status__in=waiting, updated_at__lt=now - STALE_AFTER).update(
             status=ResendJob.Status.QUEUED, updated_at=now
         ):
             _enqueue(job_id)

@@ -60,7 +60,7 @@ def trigger_filter(params: Mapping[str, str]) -> QuerySet[Trigger]:
         triggers = triggers.filter(created_at__lt=_day_start(date_to) + dt.timedelta(days=1))
     if q := (params.get("q") or "").strip():
         match = _input_value_match(q)
-        if q.isdigit() and len(q) < 19:
+        if q.isascii() and q.isdigit() and len(q) < 19:
             match |= Q(pk=int(q))
         triggers = triggers.filter(match)
     return triggers.order_by("-id")

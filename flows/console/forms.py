@@ -85,7 +85,7 @@ class FireForm(forms.Form):
             return forms.DecimalField(decimal_places=2, widget=forms.NumberInput(attrs={"step": "0.01"}), **common)
         if field.type == Type.BOOLEAN:
             if field.required:
-                return forms.TypedChoiceField(choices=[("true", "Yes"), ("false", "No")],
+                return forms.TypedChoiceField(choices=[("", "—"), ("true", "Yes"), ("false", "No")],
                                               coerce=lambda v: v == "true", **common)
             return forms.NullBooleanField(**common)
         if field.type == Type.DATE:

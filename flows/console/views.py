@@ -67,7 +67,7 @@ def trigger_list(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         params = form.params
         before = request.GET.get("before", "")
-        rows, next_before = trigger_page(trigger_filter(params), before=int(before) if before.isdigit() else None)
+        rows, next_before = trigger_page(trigger_filter(params), before=int(before) if before.isascii() and before.isdigit() else None)
     query = urlencode(params)
     return render_console(request, "console/trigger_list.html", {
         "title": "Triggers", "form": form, "rows": rows, "query": query, "next_before": next_before,
@@ -124,7 +124,7 @@ def trigger_resend(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @console_view("flows.view_trigger", "flows.resend_trigger")
 def triggers_resend_selected(request: HttpRequest) -> HttpResponse:
-    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()][:MAX_SELECTED]
+    ids = [int(i) for i in request.POST.getlist("ids") if i.isascii() and i.isdigit()][:MAX_SELECTED]
     back = _back(request, reverse("console:triggers"))
     triggers = list(Trigger.objects.filter(pk__in=ids).select_related("flow__org").order_by("-id"))
     if not triggers:
