@@ -63,4 +63,4 @@ def validate_my_domain_url(url: str) -> None:
         raise ValidationError(str(error)) from None
     path = urlsplit(url).path
     if path not in ("", "/") or urlsplit(url).query:
-        raise ValidationError(f"Give the My Domain URL only, without a path: e.g. https://acme.my.salesforce.com.")
+        raise ValidationError("Give the My Domain URL only, without a path: e.g. https://acme.my.salesforce.com.")

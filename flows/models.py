@@ -285,3 +285,6 @@ class Exchange(models.Model):
 
     def delete(self, *args, **kwargs):  # type: ignore[override]
         raise TypeError("Exchanges are immutable; retention is purge_exchanges' job.")
+
+from .api.models import ApiKey  # noqa: E402,F401
+from .webhooks.models import ShopifyTopic, ShopifyWebhook, WebhookDelivery  # noqa: E402,F401

@@ -1,5 +1,5 @@
-"""The two roles. Flowgate admins may do everything; Support sees orgs and flows (never credentials), triggers
-and exchanges, fires flows and re-sends triggers.
+"""The two roles. Flowgate admins may do everything; Support sees orgs and flows (never credentials), triggers,
+exchanges and webhook deliveries, fires flows and re-sends triggers.
 
 Applied by a data migration and again after every `migrate`, so permissions of models added later reach the
 admins without another hand-written migration.
@@ -22,6 +22,7 @@ SUPPORT_PERMISSIONS = {
     ("flows", "add_resendjob"),
     ("flows", "fire_flow"),
     ("flows", "resend_trigger"),
+    ("flows", "view_webhookdelivery"),  # deliveries hold no secrets (the signature is redacted)
 }
 # Permissions that only admins may ever hold: a credential page must answer 403 to support.
 CREDENTIAL_MODELS = {"externalclientapp", "apikey", "shopifywebhook"}

@@ -29,6 +29,17 @@ def _clear_cache():
 
 
 @pytest.fixture
+def enqueued(monkeypatch) -> list[tuple]:
+    """Every dispatch_trigger.apply_async call, recorded instead of reaching a broker."""
+    from flows import tasks
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(tasks.dispatch_trigger, "apply_async",
+                        lambda args=None, kwargs=None, **options: calls.append((args, kwargs, options)))
+    return calls
+
+
+@pytest.fixture
 def alice(db):
     return get_user_model().objects.create_superuser("alice", "alice@example.com", "alice-password-1")
 

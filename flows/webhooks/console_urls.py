@@ -1,3 +1,10 @@
-"""Console pages for webhook deliveries, mounted under /console/deliveries/ (issue 4)."""
+"""Console pages for webhook deliveries, spread into the console's URLconf (namespace "console")."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import console_views
+
+urlpatterns = [
+    path("deliveries/", console_views.delivery_list, name="deliveries"),
+    path("deliveries/<int:pk>/", console_views.delivery_detail, name="delivery"),
+]

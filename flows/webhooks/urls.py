@@ -1,4 +1,10 @@
-from django.urls import path  # noqa: F401  (incoming webhooks, issue 4)
+"""Incoming webhooks, mounted at /hooks/ (namespace "hooks")."""
+
+from django.urls import path
+
+from . import views
 
 app_name = "hooks"
-urlpatterns: list = []
+urlpatterns = [
+    path("shopify/<str:slug>", views.shopify, name="shopify"),
+]

@@ -9,7 +9,7 @@ import responses
 from cryptography.fernet import Fernet
 from django.utils import timezone
 
-from flows import services, tasks
+from flows import services
 from flows.inputs import InputValidationError
 from flows.models import Exchange, Trigger
 from tests.conftest import MY_DOMAIN
@@ -25,12 +25,8 @@ INPUTS = {"IndividualId": "003Ho00002AlRM8IAN", "EmailAddress": "ada@example.com
 
 
 @pytest.fixture(autouse=True)
-def enqueued(monkeypatch) -> list[tuple]:
-    """Every dispatch_trigger.apply_async call, recorded instead of reaching a broker."""
-    calls: list[tuple] = []
-    monkeypatch.setattr(tasks.dispatch_trigger, "apply_async",
-                        lambda args=None, kwargs=None, **options: calls.append((args, kwargs, options)))
-    return calls
+def _no_broker(enqueued):
+    """Task enqueues are recorded (tests/conftest.py's `enqueued`), never sent."""
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from flows.models import ExternalClientApp, Flow, FlowInput, Org
+from flows.webhooks.services import shopify_webhook_save
 
 DEMO_CONSUMER_KEY = "flowgate-demo-consumer-key"
 DEMO_CONSUMER_SECRET = "flowgate-demo-consumer-secret"
@@ -12,6 +13,11 @@ DEMO_INPUTS = [
     ("IndividualId", True, "The ID of the Individual DMO the flow acts on."),
     ("TelephoneNumber", False, "The recipient's phone number, for SMS."),
 ]
+DEMO_SHOPIFY_MAPPING = {
+    "EmailAddress": "email | contact_email | customer.email",
+    "IndividualId": "customer.id",
+    "TelephoneNumber": "phone | billing_address.phone | shipping_address.phone | customer.phone",
+}
 
 
 class Command(BaseCommand):
@@ -23,9 +29,15 @@ class Command(BaseCommand):
         parser.add_argument("--consumer-key", default=DEMO_CONSUMER_KEY)
         parser.add_argument("--consumer-secret", default=DEMO_CONSUMER_SECRET)
         parser.add_argument("--admin-password", default="admin")
+        parser.add_argument("--shopify-secret", default=None,
+                            help="Also create the Shopify webhook 'demo' (orders/create → On_Demand_Flow) signed "
+                                 "with this secret, at /hooks/shopify/demo.")
+        parser.add_argument("--shopify-shop", action="append", default=None, metavar="DOMAIN",
+                            help="A shop allowed to deliver to the demo webhook (repeatable; default: any shop).")
 
     @transaction.atomic
-    def handle(self, *args, salesforce_url, consumer_key, consumer_secret, admin_password, **options):
+    def handle(self, *args, salesforce_url, consumer_key, consumer_secret, admin_password, shopify_secret=None,
+               shopify_shop=None, **options):
         url = (salesforce_url or settings.SALESFORCE_EMULATOR_URL).rstrip("/")
         org = Org.objects.filter(slug="demo").first() or Org(slug="demo")
         org.name = org.name or "Demo org"
@@ -56,9 +68,16 @@ class Command(BaseCommand):
                           "order": order, "is_collection": False},
             )
 
+        if shopify_secret:
+            shopify_webhook_save(slug="demo", name="Demo Shopify store", secret=shopify_secret,
+                                 shop_domains=shopify_shop or ["*"],
+                                 topics={"orders/create": (flow, DEMO_SHOPIFY_MAPPING)})
+
         User = get_user_model()
         admin = User.objects.filter(username="admin").first() or User(username="admin", email="admin@example.com")
         admin.is_staff = admin.is_superuser = admin.is_active = True
         admin.set_password(admin_password)
         admin.save()
         self.stdout.write(f"Demo ready: org 'demo' at {url}, flow On_Demand_Flow, admin user 'admin'.")
+        if shopify_secret:
+            self.stdout.write("Shopify webhook 'demo': POST orders/create deliveries to /hooks/shopify/demo.")
