@@ -34,6 +34,16 @@ class Org(models.Model):
     api_usage_used = models.PositiveIntegerField(null=True, blank=True, editable=False)
     api_usage_max = models.PositiveIntegerField(null=True, blank=True, editable=False)
     api_usage_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    max_concurrent_calls = models.PositiveSmallIntegerField(
+        "concurrent calls", default=10,
+        help_text="Calls to this org in flight at once, across every worker and machine. Salesforce allows 25 "
+                  "long-running requests per org (5 on Developer Edition).",
+    )
+    paused_until = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Set when the org answered REQUEST_LIMIT_EXCEEDED: no call before then, and its triggers wait "
+                  "without using a retry. Clear it to resume at once.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -80,6 +90,13 @@ class Flow(models.Model):
     label = models.CharField(max_length=255, blank=True)
     description = models.TextField(blank=True)
     is_active = models.BooleanField("active", default=True)
+    batch_enabled = models.BooleanField(
+        "micro-batching", default=False,
+        help_text="Send triggers queued within a short window in one Actions call (fewer API calls; Salesforce may "
+                  "run one call's inputs in one transaction).",
+    )
+    batch_window_ms = models.PositiveIntegerField("batch window (ms)", default=200)
+    batch_max_inputs = models.PositiveIntegerField("batch size", default=200)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -158,6 +175,8 @@ class Trigger(models.Model):
     # The sweep enqueues due triggers with no message in flight (the broker was down, or the delay was too
     # long for a countdown).
     enqueued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set by a batch claim so the claimer knows which rows its conditional update took.
+    claim_token = models.CharField(max_length=32, blank=True, editable=False)
     outputs = models.JSONField(null=True, blank=True)
     error_code = models.CharField(max_length=80, blank=True)
     error_message = models.TextField(blank=True)
@@ -178,6 +197,8 @@ class Trigger(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "-created_at"], name="trigger_status_recent"),
+            models.Index(fields=["status", "-id"], name="trigger_status_newest"),
+            models.Index(fields=["flow", "status", "-id"], name="trigger_flow_status_newest"),
             models.Index(fields=["flow", "-created_at"], name="trigger_flow_recent"),
             models.Index(
                 fields=["next_attempt_at"], name="trigger_due",
@@ -257,6 +278,8 @@ class Exchange(models.Model):
 
     org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="exchanges")
     trigger = models.ForeignKey(Trigger, null=True, blank=True, on_delete=models.SET_NULL, related_name="exchanges")
+    # A micro-batch's invoke is one exchange shared by all of its triggers.
+    batch_triggers = models.ManyToManyField(Trigger, blank=True, related_name="batch_exchanges")
     kind = models.CharField(max_length=10, choices=Kind.choices)
     method = models.CharField(max_length=8)
     url = models.TextField()
