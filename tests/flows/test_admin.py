@@ -116,6 +116,7 @@ def test_a_new_secret_through_the_org_inline_rotates_it(as_alice, app):
     org = app.org
     response = as_alice.post(change_url(org), {
         "name": org.name, "slug": org.slug, "my_domain_url": org.my_domain_url, "api_version": org.api_version,
+        "max_concurrent_calls": org.max_concurrent_calls,
         "is_active": "on", "client_apps-TOTAL_FORMS": "1", "client_apps-INITIAL_FORMS": "1",
         "client_apps-MIN_NUM_FORMS": "0", "client_apps-MAX_NUM_FORMS": "1000",
         "client_apps-0-id": app.pk, "client_apps-0-org": org.pk, "client_apps-0-name": app.name,
