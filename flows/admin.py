@@ -105,7 +105,8 @@ class ExternalClientAppInline(admin.TabularInline):
 
 @admin.register(Org)
 class OrgAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "my_domain_url", "api_version", "is_active", "api_usage", "api_usage_seen_at"]
+    list_display = ["name", "slug", "my_domain_url", "api_version", "is_active", "api_usage", "api_usage_seen_at",
+                    "max_concurrent_calls", "paused_until"]
     list_filter = ["is_active", "api_version"]
     search_fields = ["name", "slug", "my_domain_url"]
     prepopulated_fields = {"slug": ["name"]}
@@ -194,8 +195,8 @@ class FlowInputInline(admin.TabularInline):
 
 @admin.register(Flow)
 class FlowAdmin(admin.ModelAdmin):
-    list_display = ["api_name", "label", "org", "is_active", "input_count", "updated_at"]
-    list_filter = ["is_active", "org"]
+    list_display = ["api_name", "label", "org", "is_active", "batch_enabled", "input_count", "updated_at"]
+    list_filter = ["is_active", "batch_enabled", "org"]
     search_fields = ["api_name", "label", "org__slug"]
     list_select_related = ["org"]
     inlines = [FlowInputInline]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import uuid
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -12,13 +13,15 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.core.cache import cache
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from .crypto import DecryptionError
 from .inputs import InputValidationError, validate_inputs
-from .models import Flow, ResendJob, Trigger
-from .salesforce import SalesforceClient, SalesforceError
+from .models import Flow, Org, ResendJob, Trigger
+from .pacing import lease_seconds, org_slot
+from .salesforce import InvocationResult, SalesforceClient, SalesforceError
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ def trigger_create(
                 next_attempt_at=now, enqueued_at=now,
             )
             if enqueue:
-                transaction.on_commit(partial(_enqueue, trigger.pk))
+                transaction.on_commit(partial(_enqueue_new, trigger.pk, flow))
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -102,39 +105,150 @@ def trigger_has_successful_resend(trigger: Trigger) -> bool:
 
 
 def _lease() -> dt.timedelta:
-    """How long a SENDING claim may last before the sweep takes the worker for lost: a token request and
-    two REST calls (the second after a 401), each up to its timeouts, plus margin."""
-    per_call = settings.FLOWGATE_HTTP_CONNECT_TIMEOUT + settings.FLOWGATE_HTTP_READ_TIMEOUT
-    return dt.timedelta(seconds=3 * per_call + 30)
+    return dt.timedelta(seconds=lease_seconds())
+
+
+def _claim(triggers: QuerySet[Trigger], now: dt.datetime, **extra: Any) -> int:
+    """The conditional update that makes a dispatch the only one sending these triggers."""
+    return triggers.filter(status__in=Trigger.WAITING, next_attempt_at__lte=now + EARLY_TOLERANCE).update(
+        status=Trigger.Status.SENDING, attempts=F("attempts") + 1, next_attempt_at=now + _lease(),
+        enqueued_at=None, updated_at=now, **extra,
+    )
+
+
+def _check_active(flow: Flow) -> None:
+    if not flow.is_active or not flow.org.is_active:
+        raise SalesforceError("INACTIVE", f"The {'flow' if not flow.is_active else 'org'} was deactivated "
+                              "after this trigger was queued.", permanent=True,
+                              hint="Activate it, then re-send the trigger.")
+
+
+def _decryption_failure(error: DecryptionError) -> SalesforceError:
+    return SalesforceError(
+        "DECRYPTION_FAILED", str(error), permanent=True,
+        hint="Restore the encryption key the credentials were saved with, or enter the credentials again.",
+    )
 
 
 def trigger_dispatch(*, trigger_id: int) -> Trigger:
-    """Sends a queued or retrying trigger to Salesforce once. Safe to call twice: only one caller claims it."""
+    """Sends a queued or retrying trigger to Salesforce once. Safe to call twice: only one caller claims it.
+
+    A trigger of a micro-batched flow is handed to its flow's next batch. A paused org (REQUEST_LIMIT_EXCEEDED)
+    or one at its concurrent-call cap puts the trigger back without using an attempt.
+    """
     now = timezone.now()
-    claimed = Trigger.objects.filter(
-        pk=trigger_id, status__in=Trigger.WAITING, next_attempt_at__lte=now + EARLY_TOLERANCE
-    ).update(status=Trigger.Status.SENDING, attempts=F("attempts") + 1, next_attempt_at=now + _lease(),
-             enqueued_at=None, updated_at=now)
     trigger = Trigger.objects.select_related("flow__org").get(pk=trigger_id)
-    if not claimed:
+    if trigger.status not in Trigger.WAITING or (
+        trigger.next_attempt_at and trigger.next_attempt_at > now + EARLY_TOLERANCE
+    ):
         return trigger
     flow = trigger.flow
-    try:
-        if not flow.is_active or not flow.org.is_active:
-            raise SalesforceError("INACTIVE", f"The {'flow' if not flow.is_active else 'org'} was deactivated "
-                                  "after this trigger was queued.", permanent=True,
-                                  hint="Activate it, then re-send the trigger.")
-        result = SalesforceClient(flow.org).invoke(flow.api_name, [trigger.inputs], trigger=trigger)[0]
-    except SalesforceError as error:
-        return _after_failure(trigger, error)
-    except DecryptionError as error:
-        return _after_failure(trigger, SalesforceError(
-            "DECRYPTION_FAILED", str(error), permanent=True,
-            hint="Restore the encryption key the credentials were saved with, or enter the credentials again.",
-        ))
+    if flow.batch_enabled:
+        _schedule_batch(flow)
+        return trigger
+    if flow.org.paused_until and flow.org.paused_until > now:
+        return _postpone(trigger, until=flow.org.paused_until)
+    with org_slot(flow.org) as got_slot:
+        if not got_slot:
+            return _postpone(trigger, until=now + dt.timedelta(seconds=random.uniform(0.2, 1.0)))
+        if not _claim(Trigger.objects.filter(pk=trigger_id), now):
+            trigger.refresh_from_db()
+            return trigger
+        trigger.refresh_from_db()
+        try:
+            _check_active(flow)
+            result = SalesforceClient(flow.org).invoke(flow.api_name, [trigger.inputs], trigger=trigger)[0]
+        except SalesforceError as error:
+            return _after_failure(trigger, error)
+        except DecryptionError as error:
+            return _after_failure(trigger, _decryption_failure(error))
     if result.is_success:
         return _finish(trigger, Trigger.Status.SUCCEEDED, outputs=result.outputs)
     return _finish(trigger, Trigger.Status.FAILED, code=result.error_code, message=result.error_message)
+
+
+def _postpone(trigger: Trigger, *, until: dt.datetime) -> Trigger:
+    """Back in the queue until `until`, attempts untouched: waiting for a slot or a pause is not a try."""
+    now = timezone.now()
+    delay = max((until - now).total_seconds(), 0)
+    use_countdown = delay <= settings.FLOWGATE_MAX_COUNTDOWN
+    if Trigger.objects.filter(pk=trigger.pk, status__in=Trigger.WAITING).update(
+        next_attempt_at=until, enqueued_at=until if use_countdown else None, updated_at=now
+    ) and use_countdown:
+        transaction.on_commit(partial(_enqueue, trigger.pk, countdown=delay))
+    trigger.refresh_from_db()
+    return trigger
+
+
+# --- micro-batching -----------------------------------------------------------------------------------
+
+
+def _batch_key(flow: Flow) -> str:
+    return f"flowgate:batch-scheduled:{flow.pk}"
+
+
+def _schedule_batch(flow: Flow, *, countdown: float | None = None) -> None:
+    """At most one batch waits per flow: triggers arriving within its window ride along with it."""
+    window = flow.batch_window_ms / 1000 if countdown is None else countdown
+    if cache.add(_batch_key(flow), 1, timeout=max(window * 2, 1)):
+        from .tasks import dispatch_flow_batch
+
+        try:
+            dispatch_flow_batch.apply_async((flow.pk,), countdown=window)
+        except Exception:  # broker down: the sweep schedules the flow's batch later
+            cache.delete(_batch_key(flow))
+            logger.warning("Could not enqueue a batch of flow %s; the sweep will.", flow.pk, exc_info=True)
+
+
+def flow_batch_dispatch(*, flow_id: int) -> int:
+    """Sends up to batch_max_inputs due triggers of a flow in one Actions call; returns how many were sent.
+
+    Each result element settles its own trigger; a transient failure of the whole call retries each trigger
+    on its own schedule (they batch again when due). The call's Exchange is linked to every trigger in it.
+    """
+    flow = Flow.objects.select_related("org").get(pk=flow_id)
+    cache.delete(_batch_key(flow))  # from here on, new arrivals schedule the next batch
+    now = timezone.now()
+    due = Trigger.objects.filter(flow=flow, status__in=Trigger.WAITING, next_attempt_at__lte=now + EARLY_TOLERANCE)
+    if flow.org.paused_until and flow.org.paused_until > now:
+        due.update(next_attempt_at=flow.org.paused_until, enqueued_at=None, updated_at=now)
+        return 0
+    with org_slot(flow.org) as got_slot:
+        if not got_slot:
+            _schedule_batch(flow, countdown=random.uniform(0.2, 1.0))
+            return 0
+        ids = list(due.order_by("id").values_list("pk", flat=True)[: flow.batch_max_inputs])
+        token = uuid.uuid4().hex
+        if not ids or not _claim(Trigger.objects.filter(pk__in=ids), now, claim_token=token):
+            return 0
+        batch = list(Trigger.objects.filter(pk__in=ids, claim_token=token, status=Trigger.Status.SENDING)
+                     .order_by("id"))
+        if len(ids) == flow.batch_max_inputs:
+            _schedule_batch(flow, countdown=0)  # more may be waiting: the next batch need not wait a window
+        try:
+            _check_active(flow)
+            results = SalesforceClient(flow.org).invoke(flow.api_name, [t.inputs for t in batch], triggers=batch)
+        except (SalesforceError, DecryptionError) as error:
+            failure = _decryption_failure(error) if isinstance(error, DecryptionError) else error
+            for trigger in batch:
+                _after_failure(trigger, failure)
+            return len(batch)
+    _settle(batch, results)
+    return len(batch)
+
+
+def _settle(batch: list[Trigger], results: list[InvocationResult]) -> None:
+    now = timezone.now()
+    for trigger, result in zip(batch, results):
+        trigger.status = Trigger.Status.SUCCEEDED if result.is_success else Trigger.Status.FAILED
+        trigger.outputs = result.outputs if result.is_success else None
+        trigger.error_code = "" if result.is_success else result.error_code
+        trigger.error_message = "" if result.is_success else result.error_message
+        trigger.hint = ""
+        trigger.next_attempt_at = trigger.enqueued_at = None
+        trigger.finished_at = trigger.updated_at = now
+    Trigger.objects.bulk_update(batch, ["status", "outputs", "error_code", "error_message", "hint",
+                                        "next_attempt_at", "enqueued_at", "finished_at", "updated_at"])
 
 
 def _finish(trigger: Trigger, status: str, *, outputs: Any = None, code: str = "", message: str = "",
@@ -150,6 +264,8 @@ def _finish(trigger: Trigger, status: str, *, outputs: Any = None, code: str = "
 
 def _after_failure(trigger: Trigger, error: SalesforceError) -> Trigger:
     """Permanent errors end the trigger; transient ones wait for the next delay of FLOWGATE_RETRY_DELAYS."""
+    if error.code == "REQUEST_LIMIT_EXCEEDED":
+        return _pause_org(trigger, error)
     delays = settings.FLOWGATE_RETRY_DELAYS
     if error.permanent or trigger.attempts > len(delays):
         return _finish(trigger, Trigger.Status.FAILED, code=error.code, message=error.message, hint=error.hint)
@@ -167,6 +283,31 @@ def _after_failure(trigger: Trigger, error: SalesforceError) -> Trigger:
     if use_countdown:
         transaction.on_commit(partial(_enqueue, trigger.pk, countdown=delay))
     return trigger
+
+
+def _pause_org(trigger: Trigger, error: SalesforceError) -> Trigger:
+    """The org's daily API limit is spent: no call to it until the pause ends, and this trigger gets its
+    attempt back (the limit says nothing about the trigger)."""
+    now = timezone.now()
+    until = now + dt.timedelta(seconds=settings.FLOWGATE_LIMIT_PAUSE_SECONDS)
+    Org.objects.filter(pk=trigger.flow.org_id).filter(
+        Q(paused_until__isnull=True) | Q(paused_until__lt=until)).update(paused_until=until)
+    logger.warning("Org %s answered REQUEST_LIMIT_EXCEEDED: paused until %s.", trigger.flow.org_id, until)
+    fields = dict(status=Trigger.Status.RETRYING, attempts=max(trigger.attempts - 1, 0), next_attempt_at=until,
+                  enqueued_at=None, error_code=error.code, error_message=error.message,
+                  hint=f"{error.hint} Paused until {until:%Y-%m-%d %H:%M} UTC; no retry is used up.".strip(),
+                  updated_at=now)
+    Trigger.objects.filter(pk=trigger.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(trigger, name, value)
+    return trigger
+
+
+def _enqueue_new(trigger_id: int, flow: Flow) -> None:
+    if flow.batch_enabled:
+        _schedule_batch(flow)
+    else:
+        _enqueue(trigger_id)
 
 
 def _enqueue(trigger_id: int, countdown: float | None = None) -> None:
@@ -198,9 +339,13 @@ def trigger_sweep(*, limit: int = 1000) -> dict[str, int]:
     due = list(
         Trigger.objects.filter(status__in=Trigger.WAITING, next_attempt_at__lte=now)
         .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - grace))
-        .order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
+        .order_by("next_attempt_at").values_list("pk", "flow_id")[:limit]
     )
-    for trigger_id in due:
+    batched = set(Flow.objects.filter(batch_enabled=True).values_list("pk", flat=True))
+    for trigger_id, flow_id in due:
         Trigger.objects.filter(pk=trigger_id).update(enqueued_at=now)
-        _enqueue(trigger_id)
+        if flow_id in batched:
+            _schedule_batch(Flow.objects.get(pk=flow_id))
+        else:
+            _enqueue(trigger_id)
     return {"requeued": len(due), "recovered": len(stale)}

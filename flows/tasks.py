@@ -30,3 +30,8 @@ def run_resend_job(job_id: int) -> None:
     from .resend_jobs import resend_job_run
 
     resend_job_run(job_id=job_id)
+
+
+@shared_task(name="flows.dispatch_flow_batch", acks_late=True, ignore_result=True)
+def dispatch_flow_batch(flow_id: int) -> None:
+    services.flow_batch_dispatch(flow_id=flow_id)

@@ -136,6 +136,11 @@ FLOWGATE_HTTP_READ_TIMEOUT = env.float("FLOWGATE_HTTP_READ_TIMEOUT", default=30)
 # A token has no expiry in its response; Salesforce ends it after the session timeout (2 h idle by default).
 # Renewing it a little earlier than that saves the 401-and-retry round trip.
 FLOWGATE_TOKEN_CACHE_SECONDS = env.int("FLOWGATE_TOKEN_CACHE_SECONDS", default=3600)
+# After REQUEST_LIMIT_EXCEEDED (the org's daily API limit), no call to that org for this long; its triggers
+# wait without using a retry.
+FLOWGATE_LIMIT_PAUSE_SECONDS = env.float("FLOWGATE_LIMIT_PAUSE_SECONDS", default=900)
+# How long a dispatch waits for one of its org's concurrent-call slots before it is put back in the queue.
+FLOWGATE_SLOT_WAIT = env.float("FLOWGATE_SLOT_WAIT", default=1.0)
 FLOWGATE_EXCHANGE_BODY_LIMIT = env.int("FLOWGATE_EXCHANGE_BODY_LIMIT", default=16384)
 FLOWGATE_MAX_BODY_BYTES = env.int("FLOWGATE_MAX_BODY_BYTES", default=256 * 1024)  # API and webhook requests
 FLOWGATE_DELIVERY_BODY_LIMIT = env.int("FLOWGATE_DELIVERY_BODY_LIMIT", default=65536)

@@ -60,10 +60,14 @@ def dispatch(
     path, _, query = target.partition("?")
     if path.startswith("/_emulator/"):
         return _control(emulator, method, path, body)
-    response = _services(emulator, method, path, query, body, authorization, host)
-    if emulator.latency_ms:
-        time.sleep(emulator.latency_ms / 1000)
-    return response
+    emulator.enter()
+    try:
+        response = _services(emulator, method, path, query, body, authorization, host)
+        if emulator.latency_ms:
+            time.sleep(emulator.latency_ms / 1000)
+        return response
+    finally:
+        emulator.leave()
 
 
 def _services(

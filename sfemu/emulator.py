@@ -49,7 +49,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "fail_prefix": "FAIL",
     "max_version": "66.0",
 }
-COUNTERS = ("token_requests", "api_calls", "invoke_calls", "invoked_inputs", "api_usage", "faults_injected")
+COUNTERS = ("token_requests", "api_calls", "invoke_calls", "invoked_inputs", "api_usage", "faults_injected",
+            "in_flight", "max_in_flight")
 
 Payload = Any
 Result = tuple[int, Payload]
@@ -206,6 +207,16 @@ class Emulator:
             "by_individual": dict(self._by_individual),
             "tokens_issued": len(self._tokens),
         }
+
+    def enter(self) -> None:
+        """A Salesforce request starts: counts requests in flight, and the most ever at once (pacing tests)."""
+        with self._lock:
+            self._counters["in_flight"] += 1
+            self._counters["max_in_flight"] = max(self._counters["max_in_flight"], self._counters["in_flight"])
+
+    def leave(self) -> None:
+        with self._lock:
+            self._counters["in_flight"] -= 1
 
     def issued_tokens(self) -> list[str]:
         with self._lock:

@@ -79,9 +79,10 @@ def trigger_list(request: HttpRequest) -> HttpResponse:
 
 
 def _trigger_context(trigger: Trigger) -> dict[str, Any]:
+    own, shared = trigger.exchanges.all(), trigger.batch_exchanges.all()  # shared: micro-batch calls
     return {
         "trigger": trigger,
-        "exchanges": list(trigger.exchanges.order_by("created_at", "id")),
+        "exchanges": sorted([*own, *shared], key=lambda e: (e.created_at, e.pk)),
         "resends": list(trigger.resends.order_by("id")),
     }
 

@@ -107,10 +107,11 @@ class SalesforceClient:
 
     # --- public calls -----------------------------------------------------------------------------
 
-    def invoke(self, flow_api_name: str, inputs: list[dict[str, Any]], *, trigger: Trigger | None = None
-               ) -> list[InvocationResult]:
+    def invoke(self, flow_api_name: str, inputs: list[dict[str, Any]], *, trigger: Trigger | None = None,
+               triggers: list[Trigger] | None = None) -> list[InvocationResult]:
+        """One Actions call; `triggers` (a micro-batch, one per input) share the call's Exchange."""
         response = self._rest(Exchange.Kind.INVOKE, "POST", f"actions/custom/flow/{flow_api_name}",
-                              json_body={"inputs": inputs}, trigger=trigger)
+                              json_body={"inputs": inputs}, trigger=trigger, batch=triggers)
         body = self._json_or_none(response)
         # Any failing input turns the whole answer into a 400, yet the body still holds one element per input:
         # each element's isSuccess is the truth, not the status.
@@ -194,7 +195,7 @@ class SalesforceClient:
         raise self._error(response, Exchange.Kind.TOKEN)
 
     def _rest(self, kind: str, method: str, path: str, *, json_body: Any = None,
-              trigger: Trigger | None = None) -> requests.Response:
+              trigger: Trigger | None = None, batch: list[Trigger] | None = None) -> requests.Response:
         for attempt in (1, 2):
             token = self.fetch_token()
             url = f"{token.instance_url}/services/data/{self.org.api_version}/{path}"
@@ -203,7 +204,7 @@ class SalesforceClient:
             if json_body is not None:
                 headers["Content-Type"] = "application/json"
                 body = json.dumps(json_body, ensure_ascii=False).encode()
-            response = self._send(kind, method, url, headers=headers, data=body, trigger=trigger,
+            response = self._send(kind, method, url, headers=headers, data=body, trigger=trigger, batch=batch,
                                   secrets=(token.access_token,))
             self._note_limits(response)
             if response.status_code == 401 and attempt == 1 and _error_body(response)[0] == "INVALID_SESSION_ID":
@@ -220,7 +221,8 @@ class SalesforceClient:
         return self._json_or_none(response)
 
     def _send(self, kind: str, method: str, url: str, *, headers: dict[str, str], data: Any = None,
-              trigger: Trigger | None = None, secrets: tuple[str, ...] = ()) -> requests.Response:
+              trigger: Trigger | None = None, batch: list[Trigger] | None = None,
+              secrets: tuple[str, ...] = ()) -> requests.Response:
         try:
             check_url(url)
         except DisallowedHost as error:
@@ -241,7 +243,7 @@ class SalesforceClient:
             network_error = f"{type(error).__name__}: {error}"
         duration_ms = int((time.monotonic() - started) * 1000)
         record_exchange(
-            org=self.org, trigger=trigger, kind=kind, method=method, url=url,
+            org=self.org, trigger=trigger, batch=batch, kind=kind, method=method, url=url,
             request_headers=dict(request.headers), request_body=request.body,
             response_status=response.status_code if response is not None else None,
             response_headers=dict(response.headers) if response is not None else None,

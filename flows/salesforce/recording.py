@@ -73,6 +73,7 @@ def record_exchange(
     org: Org,
     trigger: Trigger | None,
     kind: str,
+    batch: list[Trigger] | None = None,
     method: str,
     url: str,
     request_headers: Mapping[str, str],
@@ -88,7 +89,7 @@ def record_exchange(
     request_type = next((v for k, v in request_headers.items() if k.lower() == "content-type"), "")
     response_headers = dict(response_headers or {})
     response_type = next((v for k, v in response_headers.items() if k.lower() == "content-type"), "")
-    return Exchange.objects.create(
+    exchange = Exchange.objects.create(
         org=org,
         trigger=trigger,
         kind=kind,
@@ -102,3 +103,6 @@ def record_exchange(
         network_error=truncate(scrub(network_error, secrets), 2000),
         duration_ms=duration_ms,
     )
+    if batch:
+        exchange.batch_triggers.add(*batch)
+    return exchange

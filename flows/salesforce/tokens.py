@@ -21,8 +21,8 @@ from ..models import ExternalClientApp
 from .errors import SalesforceError
 
 LOCK_SECONDS = 60
-# A failed token request is remembered briefly so a burst of waiting triggers shares its outcome instead of
-# queueing one failing request each.
+# A token request refused for good (wrong secret, policy) is remembered briefly so a burst of waiting triggers
+# shares its outcome instead of queueing one failing request each.
 FAILURE_SECONDS = 5
 POLL_SECONDS = 0.05
 
@@ -83,7 +83,8 @@ def get_token(app: ExternalClientApp, fetch: Callable[[], Token]) -> Token:
                 try:
                     token = fetch()
                 except SalesforceError as error:
-                    _write(key, error)
+                    if error.permanent:  # a transient failure is tried again by the next caller in line
+                        _write(key, error)
                     raise
                 _write(key, token)
                 return token
