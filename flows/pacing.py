@@ -39,9 +39,9 @@ def _redis():
 
 def lease_seconds() -> float:
     """How long one dispatch may hold a slot or a SENDING claim: a token request and two REST calls (the
-    second after a 401), each up to its timeouts, plus margin."""
+    second after a 401), each up to its timeouts, plus a few seconds for the database."""
     per_call = settings.FLOWGATE_HTTP_CONNECT_TIMEOUT + settings.FLOWGATE_HTTP_READ_TIMEOUT
-    return 3 * per_call + 30
+    return 3 * per_call + 5
 
 
 @contextmanager
