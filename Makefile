@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 EMULATOR_PORT ?= 8765
 
-.PHONY: run test install migrate clean screenshots
+.PHONY: run test install migrate clean screenshots bench-scale bench-scale-quick
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ run: migrate
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The million-trigger scale benchmark (console and admin pages), and its quick version.
+bench-scale: install
+	$(PY) -m bench.scale
+bench-scale-quick: install
+	$(PY) -m bench.scale --quick
 
 # Pictures of the console, a trigger page and the fire form, for the README.
 screenshots: install

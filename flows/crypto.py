@@ -94,3 +94,14 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self.ciphertext)
+
+
+def newest_key_reads(ciphertext: str) -> bool:
+    """Whether the newest key alone decrypts `ciphertext`: then re-encrypting it would change nothing."""
+    from django.conf import settings
+
+    try:
+        _fernet(tuple(settings.FLOWGATE_ENCRYPTION_KEYS[:1])).decrypt(ciphertext.encode())
+    except (InvalidToken, ValueError, TypeError):
+        return False
+    return True

@@ -35,6 +35,10 @@ def extra_hosts() -> set[str]:
 
 def check_url(url: str) -> str:
     """Returns the URL's origin (scheme://host[:port]) when it may receive secrets, else raises DisallowedHost."""
+    # Parsers disagree on odd URLs (a fragment hiding "@evil.com", a tab in the host, a Kelvin sign that
+    # lower-cases to "k"): accept only plain printable ASCII, so what is checked is what requests will reach.
+    if any(not 33 <= ord(char) <= 126 for char in url) or "#" in url:
+        raise DisallowedHost(f"{url[:200]!r} has spaces, control, non-ASCII or '#' characters; give the plain URL.")
     try:
         parts = urlsplit(url)
         port = parts.port

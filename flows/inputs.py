@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
@@ -15,12 +16,63 @@ Type = FlowInput.Type
 MAX_TEXT_LENGTH = 131072  # Salesforce's long text limit
 TRUE_WORDS = {"true", "1", "yes", "y", "on"}
 FALSE_WORDS = {"false", "0", "no", "n", "off"}
+# Levels of lists and objects inside one input. Salesforce's Apex-defined types are shallow; a value nested
+# about a thousand deep overflows Python's JSON encoder when the trigger is saved (a 500 instead of a 400).
+MAX_NESTING = 32
+# Python turns at most 4,300 digits into text (sys.int_info); a longer integer could not be saved or sent.
+MAX_INTEGER_DIGITS = 4000
+_TOO_LARGE = 10**MAX_INTEGER_DIGITS
 
 
 class InputValidationError(Exception):
     def __init__(self, errors: dict[str, list[str]]) -> None:
         super().__init__("; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in errors.items()))
         self.errors = errors
+
+
+def text_problem(text: str) -> str | None:
+    """What PostgreSQL cannot store in a text or jsonb column: a NUL, or an unpaired surrogate (which is not
+    UTF-8; the command line makes them of undecodable bytes)."""
+    if "\x00" in text:
+        return "Text must not contain NUL characters."
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "Text must not contain unpaired surrogates (\\ud800 to \\udfff)."
+    return None
+
+
+def json_problem(value: Any) -> str | None:
+    """None when `value` can be saved as jsonb and sent to Salesforce: JSON types only (Python callers may pass
+    anything), text as text_problem wants it, finite numbers of at most MAX_INTEGER_DIGITS digits, and at most
+    MAX_NESTING levels deep. Walked without recursion, however deep the value."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        problem = None
+        if isinstance(item, str):
+            problem = text_problem(item)
+        elif item is None or isinstance(item, bool):
+            pass
+        elif isinstance(item, int):
+            if abs(item) >= _TOO_LARGE:
+                problem = f"A number has more than {MAX_INTEGER_DIGITS} digits."
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                problem = "Numbers must be finite (not NaN or Infinity)."
+        elif isinstance(item, (list, dict)):
+            if depth >= MAX_NESTING:
+                return f"Nested deeper than {MAX_NESTING} levels."
+            if isinstance(item, dict):
+                if not all(isinstance(key, str) for key in item):
+                    return "Field names must be text."
+                stack.extend((key, depth) for key in item)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+        else:
+            problem = f"A {type(item).__name__} is not a JSON value (text, number, true, false, null, list, object)."
+        if problem:
+            return problem
+    return None
 
 
 def _is_number(value: Any) -> bool:
@@ -34,8 +86,7 @@ def _check_scalar(kind: str, value: Any) -> str | None:
             return f"Expected text, got {type(value).__name__}."
         if len(value) > MAX_TEXT_LENGTH:
             return f"Text is longer than {MAX_TEXT_LENGTH} characters."
-        if "\x00" in value:
-            return "Text must not contain NUL characters."
+        return text_problem(value)
     elif kind in (Type.NUMBER, Type.CURRENCY):
         if not _is_number(value) or value in (float("inf"), float("-inf")):
             return f"Expected a number, got {type(value).__name__}."
@@ -90,6 +141,9 @@ def validate_inputs(schema: Iterable[FlowInput], values: Any) -> dict[str, Any]:
                 errors.setdefault(name, []).extend(problems[:5])
                 continue
         elif problem := _check_scalar(field.type, value):
+            errors.setdefault(name, []).append(problem)
+            continue
+        if problem := json_problem(value):  # what a record or a number holds must be storable too
             errors.setdefault(name, []).append(problem)
             continue
         cleaned[name] = value

@@ -199,6 +199,7 @@ class Trigger(models.Model):
             models.Index(fields=["status", "-created_at"], name="trigger_status_recent"),
             models.Index(fields=["status", "-id"], name="trigger_status_newest"),
             models.Index(fields=["flow", "status", "-id"], name="trigger_flow_status_newest"),
+            models.Index(fields=["error_code", "-id"], name="trigger_error_code_newest", condition=~Q(error_code="")),
             models.Index(fields=["flow", "-created_at"], name="trigger_flow_recent"),
             models.Index(
                 fields=["next_attempt_at"], name="trigger_due",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import random
 import uuid
@@ -12,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.core.cache import cache
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
@@ -151,10 +152,13 @@ def trigger_dispatch(*, trigger_id: int) -> Trigger:
     with org_slot(flow.org) as got_slot:
         if not got_slot:
             return _postpone(trigger, until=now + dt.timedelta(seconds=random.uniform(0.2, 1.0)))
-        if not _claim(Trigger.objects.filter(pk=trigger_id), now):
+        # The claim also requires the attempts read above, so the row it takes is the row in hand: its new
+        # values are known without reading it again.
+        if not _claim(Trigger.objects.filter(pk=trigger_id, attempts=trigger.attempts), now):
             trigger.refresh_from_db()
             return trigger
-        trigger.refresh_from_db()
+        trigger.status, trigger.attempts, trigger.enqueued_at = Trigger.Status.SENDING, trigger.attempts + 1, None
+        trigger.next_attempt_at, trigger.updated_at = now + _lease(), now
         try:
             _check_active(flow)
             result = SalesforceClient(flow.org).invoke(flow.api_name, [trigger.inputs], trigger=trigger)[0]
@@ -238,17 +242,46 @@ def flow_batch_dispatch(*, flow_id: int) -> int:
 
 
 def _settle(batch: list[Trigger], results: list[InvocationResult]) -> None:
+    """Each trigger takes its own element's outcome, all in one transaction. The fields every success (or every
+    failure) shares go in one plain UPDATE; only what differs per trigger (outputs; a failure's code and message)
+    goes through bulk_update, whose CASE per field and row costs far more than the call to Salesforce."""
     now = timezone.now()
+    final = dict(hint="", next_attempt_at=None, enqueued_at=None, finished_at=now, updated_at=now)
+    succeeded, failed = [], []
     for trigger, result in zip(batch, results):
         trigger.status = Trigger.Status.SUCCEEDED if result.is_success else Trigger.Status.FAILED
         trigger.outputs = result.outputs if result.is_success else None
         trigger.error_code = "" if result.is_success else result.error_code
         trigger.error_message = "" if result.is_success else result.error_message
-        trigger.hint = ""
-        trigger.next_attempt_at = trigger.enqueued_at = None
-        trigger.finished_at = trigger.updated_at = now
-    Trigger.objects.bulk_update(batch, ["status", "outputs", "error_code", "error_message", "hint",
-                                        "next_attempt_at", "enqueued_at", "finished_at", "updated_at"])
+        for name, value in final.items():
+            setattr(trigger, name, value)
+        (succeeded if result.is_success else failed).append(trigger)
+    with transaction.atomic():
+        if succeeded:
+            Trigger.objects.filter(pk__in=[t.pk for t in succeeded]).update(
+                status=Trigger.Status.SUCCEEDED, error_code="", error_message="", **final)
+            _write_outputs(succeeded)
+        if failed:
+            Trigger.objects.filter(pk__in=[t.pk for t in failed]).update(
+                status=Trigger.Status.FAILED, outputs=None, **final)
+            Trigger.objects.bulk_update(failed, ["error_code", "error_message"])
+
+
+def _write_outputs(triggers: list[Trigger]) -> None:
+    """Each trigger's own outputs: on PostgreSQL one UPDATE joined to the arrays of ids and JSON texts,
+    elsewhere bulk_update."""
+    if connection.vendor != "postgresql":
+        Trigger.objects.bulk_update(triggers, ["outputs"])
+        return
+    field = Trigger._meta.get_field("outputs")
+    texts = [None if t.outputs is None else json.dumps(t.outputs, cls=field.encoder) for t in triggers]
+    table = connection.ops.quote_name(Trigger._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS t SET outputs = v.outputs::jsonb "
+            "FROM unnest(%s::bigint[], %s::text[]) AS v(id, outputs) WHERE t.id = v.id",
+            [[t.pk for t in triggers], texts],
+        )
 
 
 def _finish(trigger: Trigger, status: str, *, outputs: Any = None, code: str = "", message: str = "",
@@ -320,8 +353,40 @@ def _enqueue(trigger_id: int, countdown: float | None = None) -> None:
         Trigger.objects.filter(pk=trigger_id, status__in=Trigger.WAITING).update(enqueued_at=None)
 
 
+SWEEP_LOCK = "flowgate:sweep"
+
+
+def _dispatch_queue_length() -> int | None:
+    """Messages waiting in the dispatch queue, or None when the broker cannot say (it is down)."""
+    from kombu.exceptions import ChannelError
+
+    from portal.celery import app
+
+    try:
+        with app.connection_for_read() as connection:
+            return connection.default_channel.queue_declare(queue=app.conf.task_default_queue, passive=True)[1]
+    except ChannelError:  # Redis drops an empty list: no queue is an empty queue
+        return 0
+    except Exception:
+        return None
+
+
 def trigger_sweep(*, limit: int = 1000) -> dict[str, int]:
-    """Enqueues due triggers that have no message on the way, and takes back triggers whose worker was lost."""
+    """Takes back triggers whose worker was lost, and enqueues due triggers that have no message on the way.
+
+    A due trigger whose message went out but has not reached a worker after FLOWGATE_SWEEP_GRACE is taken for
+    lost only while the dispatch queue is empty: a message still waiting in a deep queue is not lost, and
+    sending it again would only deepen the queue. One sweep at a time.
+    """
+    if not cache.add(SWEEP_LOCK, 1, timeout=max(settings.FLOWGATE_SWEEP_INTERVAL * 4, 30)):
+        return {"requeued": 0, "recovered": 0, "skipped": 1}
+    try:
+        return _sweep(limit)
+    finally:
+        cache.delete(SWEEP_LOCK)
+
+
+def _sweep(limit: int) -> dict[str, int]:
     now = timezone.now()
     grace = dt.timedelta(seconds=settings.FLOWGATE_SWEEP_GRACE)
     stale = list(
@@ -336,16 +401,18 @@ def trigger_sweep(*, limit: int = 1000) -> dict[str, int]:
         ):
             _after_failure(trigger, SalesforceError(
                 "WORKER_LOST", "The worker stopped while sending this trigger.", permanent=False))
+    no_message = Q(enqueued_at__isnull=True)
+    if _dispatch_queue_length() == 0:
+        no_message |= Q(enqueued_at__lt=now - grace)
     due = list(
-        Trigger.objects.filter(status__in=Trigger.WAITING, next_attempt_at__lte=now)
-        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - grace))
+        Trigger.objects.filter(status__in=Trigger.WAITING, next_attempt_at__lte=now).filter(no_message)
         .order_by("next_attempt_at").values_list("pk", "flow_id")[:limit]
     )
-    batched = set(Flow.objects.filter(batch_enabled=True).values_list("pk", flat=True))
+    Trigger.objects.filter(pk__in=[pk for pk, _ in due]).update(enqueued_at=now)
+    batched = set(Flow.objects.filter(batch_enabled=True, pk__in={f for _, f in due}).values_list("pk", flat=True))
+    for flow_id in batched:
+        _schedule_batch(Flow.objects.get(pk=flow_id))
     for trigger_id, flow_id in due:
-        Trigger.objects.filter(pk=trigger_id).update(enqueued_at=now)
-        if flow_id in batched:
-            _schedule_batch(Flow.objects.get(pk=flow_id))
-        else:
+        if flow_id not in batched:
             _enqueue(trigger_id)
     return {"requeued": len(due), "recovered": len(stale)}

@@ -6,6 +6,7 @@ from celery import shared_task
 
 from . import services
 from .models import Trigger
+from .retention_tasks import purge_exchanges  # noqa: F401  (registered with the worker through this module)
 
 logger = logging.getLogger(__name__)
 

@@ -43,6 +43,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A view that cannot reach the database answers 503 with Retry-After, not 500 (see flows/middleware.py).
+    "flows.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -115,6 +117,31 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
     for _folder in ("queue", "processed", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A request that enqueues must not hang on a broker that is down or frozen (kombu's defaults wait forever
+    # on a socket that never answers). Publishing fails within seconds instead; the trigger row keeps an empty
+    # enqueued_at and the sweep enqueues it once the broker is back: the row is the outbox.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_connect_timeout": 2,
+        # Above the 1 s server-side timeout of the worker's BRPOP, so a live but idle broker never times out.
+        "socket_timeout": 2,
+        # Reconnecting on first use of a channel (a publish after the connection broke): once, at once.
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.5,
+        "interval_max": 0.5,
+    }
+# Bounds the total time spent reconnecting before a publish gives up (kombu's connect_timeout).
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# One quick retry of a failed publish: enough for a dropped connection, not a wait on a broker that is down.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
+from kombu import Queue  # noqa: E402  (kept with the Celery settings it serves)
+
+# The sweep has a queue of its own, which every worker consumes beside the default one (kombu takes them in
+# turn): on the default queue it would wait behind the whole backlog of dispatches, so a deep queue would hold
+# back exactly what the sweep is for (claims of a lost worker, retries kept in the database, lost messages).
+CELERY_TASK_QUEUES = (Queue("celery", routing_key="celery"), Queue("flowgate.sweep", routing_key="flowgate.sweep"))
+CELERY_TASK_ROUTES = {"flows.sweep_triggers": {"queue": "flowgate.sweep"}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -142,6 +169,8 @@ FLOWGATE_LIMIT_PAUSE_SECONDS = env.float("FLOWGATE_LIMIT_PAUSE_SECONDS", default
 # How long a dispatch waits for one of its org's concurrent-call slots before it is put back in the queue.
 FLOWGATE_SLOT_WAIT = env.float("FLOWGATE_SLOT_WAIT", default=1.0)
 FLOWGATE_EXCHANGE_BODY_LIMIT = env.int("FLOWGATE_EXCHANGE_BODY_LIMIT", default=16384)
+# Exchanges older than this many days are deleted daily by the worker (flows.purge_exchanges); 0 keeps them.
+FLOWGATE_EXCHANGE_RETENTION_DAYS = env.int("FLOWGATE_EXCHANGE_RETENTION_DAYS", default=90)
 FLOWGATE_MAX_BODY_BYTES = env.int("FLOWGATE_MAX_BODY_BYTES", default=256 * 1024)  # API and webhook requests
 FLOWGATE_DELIVERY_BODY_LIMIT = env.int("FLOWGATE_DELIVERY_BODY_LIMIT", default=65536)
 SALESFORCE_EMULATOR_URL = env.str("SALESFORCE_EMULATOR_URL", default="http://127.0.0.1:8765")

@@ -11,6 +11,7 @@ from .emulator import INVALID_SESSION, LIMIT_EXCEEDED, NOT_FOUND, Emulator, Payl
 
 JSON_TYPE = "application/json;charset=UTF-8"
 DATA_PREFIX = "/services/data/"
+TOKEN_PATH = "/services/oauth2/token"
 FLOW_ACTIONS = ["actions", "custom", "flow"]
 UNAVAILABLE_HTML = b"<html><body>Service Unavailable</body></html>"
 UNAVAILABLE_JSON = rest_error("Service unavailable", "SERVER_UNAVAILABLE")
@@ -59,15 +60,16 @@ def dispatch(
     """Answer one request. `target` is the request line's path with its query string."""
     path, _, query = target.partition("?")
     if path.startswith("/_emulator/"):
-        return _control(emulator, method, path, body)
-    emulator.enter()
+        return _control(emulator, method, path, body, query)
+    token = path == TOKEN_PATH
+    emulator.enter(token=token)
     try:
         response = _services(emulator, method, path, query, body, authorization, host)
         if emulator.latency_ms:
             time.sleep(emulator.latency_ms / 1000)
         return response
     finally:
-        emulator.leave()
+        emulator.leave(token=token)
 
 
 def _services(
@@ -75,12 +77,12 @@ def _services(
 ) -> Response:
     if not path.startswith("/services/"):
         return json_response(404, NOT_FOUND)
-    if emulator.take_fault():
+    if emulator.take_fault(token=path == TOKEN_PATH):
         if emulator.fail_html:
             return Response(503, UNAVAILABLE_HTML, "text/html;charset=UTF-8")
         return json_response(503, UNAVAILABLE_JSON)
 
-    if path == "/services/oauth2/token":
+    if path == TOKEN_PATH:
         if method != "POST":
             return _method_not_allowed(method, "POST")
         return json_response(*emulator.request_token(_form(query, body), authorization, host))
@@ -133,10 +135,20 @@ def _rest(emulator: Emulator, method: str, rest_path: str, body: bytes, authoriz
     return json_response(*result, headers)
 
 
-def _control(emulator: Emulator, method: str, path: str, body: bytes) -> Response:
-    """Test hooks: GET state, POST config, POST reset. Never delayed, faulted or counted."""
+def _control(emulator: Emulator, method: str, path: str, body: bytes, query: str = "") -> Response:
+    """Test hooks: GET state, POST config, POST reset; for benchmarks GET received (when each IndividualId first
+    reached an invoke, `?prefix=` filters) and POST forget (clears those records, keeps tokens and counters).
+    Never delayed, faulted or counted."""
     route = path.rstrip("/")
     if route == "/_emulator/state" and method == "GET":
+        state = emulator.snapshot()
+        if dict(parse_qsl(query)).get("individuals") == "0":  # counters only: cheap while a benchmark runs
+            del state["by_individual"]
+        return json_response(200, state)
+    if route == "/_emulator/received" and method == "GET":
+        return json_response(200, {"received": emulator.received(dict(parse_qsl(query)).get("prefix", ""))})
+    if route == "/_emulator/forget" and method == "POST":
+        emulator.forget_individuals()
         return json_response(200, emulator.snapshot())
     if route == "/_emulator/reset" and method == "POST":
         emulator.reset()

@@ -43,6 +43,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "fail_next": 0,
     "fail_html": True,
     "fail_until": 0,
+    # Faults of the token endpoint only (503), for the next N token requests: REST calls with a valid token work.
+    "token_fail_next": 0,
     "token_error": None,
     "token_ttl_seconds": 0,
     "daily_limit": 100_000,
@@ -50,7 +52,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "max_version": "66.0",
 }
 COUNTERS = ("token_requests", "api_calls", "invoke_calls", "invoked_inputs", "api_usage", "faults_injected",
-            "in_flight", "max_in_flight")
+            "in_flight", "max_in_flight", "token_in_flight", "token_max_in_flight")
 
 Payload = Any
 Result = tuple[int, Payload]
@@ -117,6 +119,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "fail_next": lambda key, value: _non_negative(key, value, integer=True),
     "fail_html": _flag,
     "fail_until": _non_negative,
+    "token_fail_next": lambda key, value: _non_negative(key, value, integer=True),
     "token_error": _token_error,
     "expire_tokens": _flag,
     "token_ttl_seconds": _non_negative,
@@ -179,6 +182,7 @@ class Emulator:
             self._config: dict[str, Any] = dict(self._defaults)
             self._counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
             self._by_individual: dict[str, int] = {}
+            self._received: dict[str, float] = {}
             self._tokens: dict[str, _Token] = {}
             self._serial = 0
             self._expired_through = 0  # tokens with serial <= this are expired
@@ -208,15 +212,34 @@ class Emulator:
             "tokens_issued": len(self._tokens),
         }
 
-    def enter(self) -> None:
-        """A Salesforce request starts: counts requests in flight, and the most ever at once (pacing tests)."""
+    def enter(self, *, token: bool = False) -> None:
+        """A Salesforce request starts: counts requests in flight, and the most ever at once (pacing tests);
+        token requests also on their own (the portal makes one at a time per credential)."""
         with self._lock:
-            self._counters["in_flight"] += 1
-            self._counters["max_in_flight"] = max(self._counters["max_in_flight"], self._counters["in_flight"])
+            counters = self._counters
+            counters["in_flight"] += 1
+            counters["max_in_flight"] = max(counters["max_in_flight"], counters["in_flight"])
+            if token:
+                counters["token_in_flight"] += 1
+                counters["token_max_in_flight"] = max(counters["token_max_in_flight"], counters["token_in_flight"])
 
-    def leave(self) -> None:
+    def leave(self, *, token: bool = False) -> None:
         with self._lock:
             self._counters["in_flight"] -= 1
+            if token:
+                self._counters["token_in_flight"] -= 1
+
+    def received(self, prefix: str = "") -> dict[str, float]:
+        """When each IndividualId (starting with `prefix`) first reached an invoke: epoch seconds (benchmarks)."""
+        with self._lock:
+            return {key: at for key, at in self._received.items() if key.startswith(prefix)}
+
+    def forget_individuals(self) -> None:
+        """Clears the per-IndividualId records (counts and receive times), keeping tokens, config and counters:
+        a long benchmark stays within MAX_INDIVIDUALS without invalidating the tokens its client holds."""
+        with self._lock:
+            self._by_individual = {}
+            self._received = {}
 
     def issued_tokens(self) -> list[str]:
         with self._lock:
@@ -232,12 +255,15 @@ class Emulator:
 
     # --- request handling ---
 
-    def take_fault(self) -> bool:
-        """Whether this request must answer 503 (outage window, or one of the next `fail_next`)."""
+    def take_fault(self, *, token: bool = False) -> bool:
+        """Whether this request must answer 503 (outage window, one of the next `fail_next`, or for a token
+        request one of the next `token_fail_next`)."""
         with self._lock:
             config = self._config
             if config["fail_until"] and time.time() < config["fail_until"]:
                 pass
+            elif token and config["token_fail_next"] > 0:
+                config["token_fail_next"] -= 1
             elif config["fail_next"] > 0:
                 config["fail_next"] -= 1
             else:
@@ -369,9 +395,11 @@ class Emulator:
         return 400, results
 
     def _record_inputs(self, inputs: list[dict[str, Any]]) -> None:
+        now = time.time()
         with self._lock:
             self._counters["invoked_inputs"] += len(inputs)
             seen = self._by_individual
+            received = self._received
             for element in inputs:
                 individual = element.get("IndividualId")
                 if individual is None or individual == "":
@@ -381,6 +409,8 @@ class Emulator:
                     seen[key] += 1
                 elif len(seen) < MAX_INDIVIDUALS:
                     seen[key] = 1
+                if key not in received and len(received) < MAX_INDIVIDUALS:
+                    received[key] = now
 
 
 def _interview(flow: Flow, values: dict[str, Any], fail_prefix: str) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from ..inputs import text_problem
+
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 
 
@@ -103,13 +105,7 @@ def parse_json(body: bytes) -> Any:
 
 
 def _storable_text(text: str) -> bool:
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # an unpaired surrogate such as "\ud800"
-        return False
-    return True
+    return text_problem(text) is None  # no NUL, no unpaired surrogate such as "\ud800"
 
 
 def is_storable(value: Any) -> bool:

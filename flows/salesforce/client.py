@@ -7,8 +7,11 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from http.cookiejar import DefaultCookiePolicy
+from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -45,6 +48,19 @@ def _forget_session_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_session_after_fork)
+
+
+@lru_cache(maxsize=256)
+def _proxies_for(origin: str) -> dict[str, str]:
+    """The proxies the environment (HTTPS_PROXY, NO_PROXY, ...) sets for an origin, worked out once per origin:
+    requests would otherwise scan the whole environment on every call (about a millisecond a call)."""
+    return requests.utils.resolve_proxies(SimpleNamespace(url=origin), {}, True)
+
+
+# Invoke answers update the org's API usage at most this often per process: one row written by every call
+# would serialize the workers on that row's lock. Other calls (test connection, limits) always write it.
+USAGE_NOTE_SECONDS = 1.0
+_usage_noted: dict[int, float] = {}
 
 
 @dataclass(frozen=True)
@@ -160,6 +176,7 @@ class SalesforceClient:
                     "NO_CLIENT_APP", f"The org {self.org.slug} has no active External Client App.", permanent=True,
                     hint="Add the External Client App's consumer key and secret on the org's page.",
                 )
+            self._app.org = self.org  # the same row: saves reading it again for the token's cache key
         return self._app
 
     def _my_domain(self) -> str:
@@ -206,7 +223,7 @@ class SalesforceClient:
                 body = json.dumps(json_body, ensure_ascii=False).encode()
             response = self._send(kind, method, url, headers=headers, data=body, trigger=trigger, batch=batch,
                                   secrets=(token.access_token,))
-            self._note_limits(response)
+            self._note_limits(response, throttle=kind == Exchange.Kind.INVOKE)
             if response.status_code == 401 and attempt == 1 and _error_body(response)[0] == "INVALID_SESSION_ID":
                 # The session ended (Salesforce gives tokens no expiry): one new token, one more try.
                 tokens.forget_token(self.app, token)
@@ -229,12 +246,14 @@ class SalesforceClient:
             raise SalesforceError("DISALLOWED_HOST", str(error), permanent=True,
                                   hint="Fix the org's My Domain URL.") from None
         request = requests.Request(method, url, headers=headers, data=data).prepare()
+        parts = urlsplit(url)
+        proxies = dict(_proxies_for(f"{parts.scheme}://{parts.netloc}"))
         started = time.monotonic()
         response: requests.Response | None = None
         network_error = ""
         try:
             response = http_session().send(
-                request, allow_redirects=False,
+                request, allow_redirects=False, proxies=proxies,
                 timeout=(settings.FLOWGATE_HTTP_CONNECT_TIMEOUT, settings.FLOWGATE_HTTP_READ_TIMEOUT),
             )
         except requests.Timeout as error:
@@ -272,12 +291,17 @@ class SalesforceClient:
             hint = REST_ERROR_HINTS["API_VERSION_RETIRED"]
         return SalesforceError(code, message, permanent=not transient, status=status, hint=hint)
 
-    def _note_limits(self, response: requests.Response) -> None:
+    def _note_limits(self, response: requests.Response, *, throttle: bool = False) -> None:
         usage = parse_limit_info(response.headers.get("Sforce-Limit-Info", "")).get("api-usage")
-        if usage:
-            Org.objects.filter(pk=self.org.pk).update(
-                api_usage_used=usage[0], api_usage_max=usage[1], api_usage_seen_at=timezone.now()
-            )
+        if not usage:
+            return
+        now, last = time.monotonic(), _usage_noted.get(self.org.pk)
+        if throttle and last is not None and now - last < USAGE_NOTE_SECONDS:
+            return
+        _usage_noted[self.org.pk] = now
+        Org.objects.filter(pk=self.org.pk).update(
+            api_usage_used=usage[0], api_usage_max=usage[1], api_usage_seen_at=timezone.now()
+        )
 
     @staticmethod
     def _json_or_none(response: requests.Response) -> Any:

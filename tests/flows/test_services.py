@@ -282,8 +282,9 @@ def test_resend_makes_a_new_trigger_linked_to_the_original(salesforce, flow, ali
 # --- sweep -----------------------------------------------------------------------------------------------
 
 
-def test_the_sweep_requeues_a_queued_trigger_whose_message_got_lost(flow, settings, enqueued):
+def test_the_sweep_requeues_a_queued_trigger_whose_message_got_lost(flow, settings, enqueued, monkeypatch):
     settings.FLOWGATE_SWEEP_GRACE = 60
+    monkeypatch.setattr(services, "_dispatch_queue_length", lambda: 0)  # the queue is empty: the message is lost
     lost, recent = fire(flow), fire(flow)
     long_ago = timezone.now() - dt.timedelta(seconds=120)
     Trigger.objects.filter(pk=lost.pk).update(enqueued_at=long_ago, next_attempt_at=long_ago)
@@ -294,6 +295,27 @@ def test_the_sweep_requeues_a_queued_trigger_whose_message_got_lost(flow, settin
     assert enqueued == [((lost.pk,), None, {"countdown": None})]
     assert Trigger.objects.get(pk=lost.pk).enqueued_at > long_ago
     assert services.trigger_sweep() == {"requeued": 0, "recovered": 0}  # now on its way: not sent twice
+
+
+def test_the_sweep_leaves_a_message_that_waits_in_a_deep_queue(flow, settings, enqueued, monkeypatch):
+    settings.FLOWGATE_SWEEP_GRACE = 60
+    monkeypatch.setattr(services, "_dispatch_queue_length", lambda: 5000)
+    waiting = fire(flow)
+    long_ago = timezone.now() - dt.timedelta(seconds=120)
+    Trigger.objects.filter(pk=waiting.pk).update(enqueued_at=long_ago, next_attempt_at=long_ago)
+
+    assert services.trigger_sweep() == {"requeued": 0, "recovered": 0}
+    assert enqueued == []
+
+
+def test_only_one_sweep_runs_at_a_time(flow, enqueued):
+    from django.core.cache import cache
+
+    cache.add(services.SWEEP_LOCK, 1, timeout=30)  # another worker is sweeping
+    Trigger.objects.filter(pk=fire(flow).pk).update(enqueued_at=None)
+
+    assert services.trigger_sweep()["skipped"] == 1
+    assert enqueued == []
 
 
 def test_the_sweep_enqueues_a_due_trigger_with_no_message(flow, enqueued):

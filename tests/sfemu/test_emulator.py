@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -375,3 +376,27 @@ def test_command_line_prints_url_and_stops_on_sigterm() -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def test_token_fail_next_fails_only_token_requests(sf: RunningEmulator, api: requests.Session,
+                                                   http: requests.Session) -> None:
+    sf.emulator.configure(token_fail_next=2)
+    assert api.get(f"{sf.url}/services/data/{V}/limits").status_code == 200  # a valid token keeps working
+    for _ in range(2):
+        assert http.post(f"{sf.url}/services/oauth2/token", data=CREDENTIALS).status_code == 503
+    assert http.post(f"{sf.url}/services/oauth2/token", data=CREDENTIALS).status_code == 200
+    state = sf.emulator.snapshot()
+    assert state["token_fail_next"] == 0 and state["faults_injected"] == 2
+    assert http.post(f"{sf.url}/_emulator/config", json={"token_fail_next": -1}).status_code == 400
+
+
+def test_token_requests_in_flight_are_counted_apart(sf: RunningEmulator, api: requests.Session) -> None:
+    sf.emulator.configure(latency_ms=400)  # long enough for the four to overlap on a busy machine
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(requests.post, f"{sf.url}/services/oauth2/token", data=CREDENTIALS, timeout=5)
+                   for _ in range(3)]
+        futures.append(pool.submit(api.get, f"{sf.url}/services/data/{V}/limits"))
+        assert [f.result().status_code for f in futures] == [200] * 4
+    state = sf.emulator.snapshot()
+    assert state["token_max_in_flight"] == 3 and state["token_in_flight"] == 0
+    assert state["max_in_flight"] == 4 and state["in_flight"] == 0
