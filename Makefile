@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 EMULATOR_PORT ?= 8765
 
-.PHONY: run test install migrate clean screenshots bench-scale bench-scale-quick
+.PHONY: run test install migrate clean screenshots bench bench-quick bench-scale bench-scale-quick
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ run: migrate
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Throughput, latency and cost against the emulator at 50 ms, with the baselines (bench/results/latest.md,
+# docs/benchmark.png); bench-quick in under 2 minutes.
+bench: install
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m bench.throughput
+bench-quick: install
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m bench.throughput --quick
 
 # The million-trigger scale benchmark (console and admin pages), and its quick version.
 bench-scale: install

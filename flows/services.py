@@ -7,7 +7,7 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -334,6 +334,33 @@ def _pause_org(trigger: Trigger, error: SalesforceError) -> Trigger:
     for name, value in fields.items():
         setattr(trigger, name, value)
     return trigger
+
+
+def triggers_enqueue(*, flow: Flow, trigger_ids: Sequence[int]) -> None:
+    """After commit, sends triggers created with `trigger_create(enqueue=False)` to the workers, for callers that
+    create many at once (the batch API): a micro-batched flow's next batch is scheduled once for all of them
+    rather than once per trigger; other flows get one message per trigger, and if the broker refuses one, the
+    rest are left to the sweep at once instead of each waiting out the broker's timeouts."""
+    if not trigger_ids:
+        return
+    if flow.batch_enabled:
+        transaction.on_commit(partial(_schedule_batch, flow))
+    else:
+        transaction.on_commit(partial(_enqueue_many, list(trigger_ids)))
+
+
+def _enqueue_many(trigger_ids: list[int]) -> None:
+    from .tasks import dispatch_trigger
+
+    for position, trigger_id in enumerate(trigger_ids):
+        try:
+            dispatch_trigger.apply_async((trigger_id,))
+        except Exception:  # the broker is down: the rows are the source of truth, the sweep sends them later
+            logger.warning("Could not enqueue %s triggers; the sweep will pick them up.",
+                           len(trigger_ids) - position, exc_info=True)
+            Trigger.objects.filter(pk__in=trigger_ids[position:], status__in=Trigger.WAITING).update(
+                enqueued_at=None)
+            return
 
 
 def _enqueue_new(trigger_id: int, flow: Flow) -> None:

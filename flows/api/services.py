@@ -19,7 +19,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from ..inputs import InputValidationError
 from ..models import Flow, Trigger
-from ..services import IdempotencyConflict, trigger_create
+from ..services import IdempotencyConflict, trigger_create, triggers_enqueue
 from .models import ApiKey
 from .selectors import trigger_accepted_dict
 
@@ -96,15 +96,16 @@ def idempotency_key_problem(value: Any) -> str | None:
     return None
 
 
-def api_trigger_create(*, api_key: ApiKey, flow: Flow, inputs: Any, idempotency_key: str | None = None
-                       ) -> Trigger:
-    """One trigger fired by an API key: validated, stored, enqueued after commit. `replayed` is set when the
-    idempotency key was used before with the same inputs; IdempotencyConflict when with other inputs."""
+def api_trigger_create(*, api_key: ApiKey, flow: Flow, inputs: Any, idempotency_key: str | None = None,
+                       enqueue: bool = True) -> Trigger:
+    """One trigger fired by an API key: validated, stored, enqueued after commit (unless `enqueue` is False: the
+    caller enqueues). `replayed` is set when the idempotency key was used before with the same inputs;
+    IdempotencyConflict when with other inputs."""
     return trigger_create(flow=flow, inputs=inputs, source=Trigger.Source.API, actor_label=api_key.name,
-                          idempotency_key=idempotency_key)
+                          idempotency_key=idempotency_key, enqueue=enqueue)
 
 
-def _batch_item(api_key: ApiKey, flow: Flow, item: Any) -> dict[str, Any]:
+def _batch_item(api_key: ApiKey, flow: Flow, item: Any, created: list[int]) -> dict[str, Any]:
     if not isinstance(item, dict) or "inputs" not in item or set(item) - {"inputs", "idempotency_key"}:
         return {"result": "invalid", "errors": {"item": [
             'Each item is an object {"inputs": {...}} with an optional "idempotency_key", nothing else.']}}
@@ -113,12 +114,14 @@ def _batch_item(api_key: ApiKey, flow: Flow, item: Any) -> dict[str, Any]:
         return {"result": "invalid", "errors": {"idempotency_key": [problem]}}
     try:
         trigger = api_trigger_create(api_key=api_key, flow=flow, inputs=item["inputs"],
-                                     idempotency_key=idempotency_key)
+                                     idempotency_key=idempotency_key, enqueue=False)
     except InputValidationError as invalid:
         return {"result": "invalid", "errors": invalid.errors}
     except IdempotencyConflict as conflict:
         return {"result": "conflict", "errors": {"idempotency_key": [
             f"Used before with other inputs, for trigger {conflict.existing.pk}."]}}
+    if not trigger.replayed:
+        created.append(trigger.pk)
     return {"result": "existing" if trigger.replayed else "created", **trigger_accepted_dict(trigger)}
 
 
@@ -127,5 +130,8 @@ def api_trigger_batch(*, api_key: ApiKey, flow: Flow, items: list[Any]) -> list[
     are accepted whatever the others are; all of them are committed together and enqueued after that."""
     if len(items) > MAX_BATCH_ITEMS:
         raise ValueError(f"At most {MAX_BATCH_ITEMS} items in a batch.")
+    created: list[int] = []
     with transaction.atomic():
-        return [{"index": index, **_batch_item(api_key, flow, item)} for index, item in enumerate(items)]
+        results = [{"index": index, **_batch_item(api_key, flow, item, created)} for index, item in enumerate(items)]
+        triggers_enqueue(flow=flow, trigger_ids=created)  # after the commit, all at once
+    return results
