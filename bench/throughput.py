@@ -50,8 +50,6 @@ from .scenarios import Baselines, Flowgate
 RESULTS = Path(__file__).resolve().parent / "results"
 PLOT = ROOT / "docs" / "benchmark.png"
 BASELINES = ("seed", "simple_salesforce", "bare")
-# A proposed fix outside the code this benchmark may change, measured in the same run (bench/celery_reuse.py).
-PROPOSED_APP = "bench.celery_reuse"
 
 
 def available_baselines() -> list[str]:
@@ -89,7 +87,6 @@ class Plan:
     memory_last: int = 100_000
     warmup: int = 300
     concurrency: int = 20  # the baselines' threads: Flowgate's org cap
-    proposed: bool = True  # also measure the proposed fix (bench/celery_reuse.py)
 
     @classmethod
     def full(cls) -> Plan:
@@ -99,8 +96,7 @@ class Plan:
     def quick(cls) -> Plan:
         return cls("quick", intake_single_client=150, intake_closed=400, intake_paced_seconds=1.5,
                    seconds_per_rate=1.5, single_rates=[100], single_full=400, batched_rates=[1000],
-                   batched_full=3000, baseline_full=300, baseline_seconds=1.5, memory_last=10_000, warmup=200,
-                   proposed=False)
+                   batched_full=3000, baseline_full=300, baseline_seconds=1.5, memory_last=10_000, warmup=200)
 
     @classmethod
     def micro(cls) -> Plan:
@@ -108,7 +104,7 @@ class Plan:
         return cls("micro", runs=1, intake_single_client=20, intake_closed=64, intake_paced_seconds=0.5,
                    seconds_per_rate=0.5, single_rates=[40], single_full=100, batched_rates=[200],
                    batched_full=400, baseline_full=40, baseline_seconds=0.5, memory_first=100, memory_last=300,
-                   warmup=40, concurrency=4, proposed=False)
+                   warmup=40, concurrency=4)
 
 
 def _median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -124,9 +120,8 @@ def _median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class Benchmark:
-    def __init__(self, stack: Stack, plan: Plan, log: Callable[[str], None], profile: bool = False,
-                 proposed: bool = True) -> None:
-        self.stack, self.plan, self.log, self.profile, self.proposed = stack, plan, log, profile, proposed
+    def __init__(self, stack: Stack, plan: Plan, log: Callable[[str], None], profile: bool = False) -> None:
+        self.stack, self.plan, self.log, self.profile = stack, plan, log, profile
         self.flowgate = Flowgate(stack)
         self.baselines = Baselines(stack.emulator_url)
         self.results: dict[str, Any] = {"memory": {"samples": []}, "runs": {}}
@@ -259,18 +254,6 @@ class Benchmark:
         r["memory"]["last"] = self.memory_sample(f"after {p.memory_last:,}")
         first, last = r["memory"]["first"], r["memory"]["last"]
         r["memory"]["growth_pct"] = round(100 * (last["worker_rss_mb"] / first["worker_rss_mb"] - 1), 1)
-        if self.proposed and p.proposed:
-            self.log(f"proposed fix: workers from {PROPOSED_APP} (database connections reused across tasks)")
-            self.stack.stop_workers()
-            self.stack.config.celery_app = PROPOSED_APP
-            self.stack.start_workers()
-            self.fill_to(self.flowgate.succeeded_total() + p.warmup)  # warm-up
-            r["proposed"] = {
-                "single_full": self.e2e(batched=False, rate=None, label="proposed: single full speed"),
-                "batched_full": self.e2e(batched=True, rate=None, label="proposed: batched full speed"),
-            }
-            self.stack.stop_workers()
-            self.stack.config.celery_app = StackConfig.celery_app
         totals = self.flowgate.totals
         r["whole_run"] = {**totals, "token_requests_per_1000": round(
             1000 * totals["token_requests"] / totals["succeeded"], 4) if totals["succeeded"] else None}
@@ -352,14 +335,6 @@ def markdown(r: dict[str, Any]) -> str:
             add(f"| {label} | {offered} | {_f(row['accepted_per_s'])} | {_f(row['succeeded_per_s'])} | "
                 f"{_f(row['p50_ms'])} | {_f(row['p99_ms'])} | {_f(row['api_calls_per_1000'], 1)} | "
                 f"{_f(row['token_requests_per_1000'], 2)} | {_f(row['inputs_per_call'], 1)} |")
-    for key, label in (("single_full", "one input per call"), ("batched_full", "micro-batching")):
-        row = r.get("proposed", {}).get(key)
-        if row:
-            add(f"| {label}, *proposed: workers reuse database connections* | full speed | "
-                f"{_f(row['accepted_per_s'])} | {_f(row['succeeded_per_s'])} | {_f(row['p50_ms'])} | "
-                f"{_f(row['p99_ms'])} | "
-                f"{_f(row['api_calls_per_1000'], 1)} | {_f(row['token_requests_per_1000'], 2)} | "
-                f"{_f(row['inputs_per_call'], 1)} |")
     add("")
     add(f"**4. Baselines** (same emulator, same triggers, {r['plan']['concurrency']} threads; latency at "
         f"{steady}/s from the event's due time)")
@@ -393,9 +368,7 @@ def markdown(r: dict[str, Any]) -> str:
     add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows = [("intake, 32 clients", r["intake"]["32_clients"]),
             (f"one input, {steady}/s", r["single"].get(steady)), ("one input, full speed", r["single"]["full"]),
-            ("micro-batching, 1000/s", r["batched"].get("1000")), ("micro-batching, full speed", r["batched"]["full"]),
-            ("one input, full speed, proposed", r.get("proposed", {}).get("single_full")),
-            ("micro-batching, full speed, proposed", r.get("proposed", {}).get("batched_full"))]
+            ("micro-batching, 1000/s", r["batched"].get("1000")), ("micro-batching, full speed", r["batched"]["full"])]
     for label, row in rows:
         if not row or "cpu_total_ms" not in row:
             continue
@@ -437,7 +410,7 @@ def markdown(r: dict[str, Any]) -> str:
 
 def plot(r: dict[str, Any], path: Path) -> None:
     """Throughput and latency against offered load, log-log: each paced rate as a point of a line, full speed
-    (as fast as the API takes them) as a star at the rate the API accepted, the proposed fix as a hollow star,
+    (as fast as the API takes them) as a star at the rate the API accepted,
     the baselines' full speed as horizontal lines."""
     import matplotlib
 
@@ -455,11 +428,6 @@ def plot(r: dict[str, Any], path: Path) -> None:
         full = r[flow]["full"]
         left.plot([full["accepted_per_s"]], [full["succeeded_per_s"]], marker="*", markersize=13, color=color,
                   linestyle="none", label=f"{label}, full speed")
-        proposed = r.get("proposed", {}).get(f"{flow}_full")
-        if proposed:
-            left.plot([proposed["accepted_per_s"]], [proposed["succeeded_per_s"]], marker="*", markersize=13,
-                      markerfacecolor="none", color=color, linestyle="none",
-                      label=f"{label}, full speed, proposed fix")
         right.plot(xs, [v["p50_ms"] for _, v in paced], marker=marker, color=color, label=f"{label}, p50")
         right.plot(xs, [v["p99_ms"] for _, v in paced], marker=marker, color=color, linestyle="--",
                    markerfacecolor="none", label=f"{label}, p99")
@@ -493,7 +461,7 @@ def plot(r: dict[str, Any], path: Path) -> None:
 
 
 def run_benchmark(plan: Plan, config: StackConfig | None = None, *, log: Callable[[str], None] = print,
-                  profile: bool = False, proposed: bool = True) -> dict[str, Any]:
+                  profile: bool = False) -> dict[str, Any]:
     config = config or StackConfig()
     started = time.monotonic()
     plain_log = log
@@ -505,7 +473,7 @@ def run_benchmark(plan: Plan, config: StackConfig | None = None, *, log: Callabl
     with Stack(config, log=log) as stack:
         stack.prepare()
         log(f"stack up: web {stack.web_url}, emulator {stack.emulator_url}, database {config.database}")
-        results = Benchmark(stack, plan, log, profile, proposed).run()
+        results = Benchmark(stack, plan, log, profile).run()
     results["plan"] = asdict(plan)
     results["environment"] = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
@@ -533,8 +501,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--web-workers", type=int, default=StackConfig.web_workers)
     parser.add_argument("--web-threads", type=int, default=StackConfig.web_threads)
     parser.add_argument("--no-docs", action="store_true", help="write neither latest.md nor the plot")
-    parser.add_argument("--no-proposed", action="store_true",
-                        help=f"skip the runs with the proposed fix ({PROPOSED_APP})")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the worker and the web server during the one-input full-speed runs")
     args = parser.parse_args(argv)
@@ -544,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     config = StackConfig(worker_processes=args.worker_processes, worker_concurrency=args.worker_concurrency,
                          worker_pool=args.worker_pool, web_workers=args.web_workers, web_threads=args.web_threads)
     try:
-        results = run_benchmark(plan, config, profile=args.profile, proposed=not args.no_proposed)
+        results = run_benchmark(plan, config, profile=args.profile)
     except KeyboardInterrupt:
         print("interrupted: every process was stopped", file=sys.stderr)
         return 130

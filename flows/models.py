@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
@@ -80,8 +82,12 @@ class ExternalClientApp(models.Model):
     @property
     def credential_version(self) -> str:
         """Changes whenever the credentials do, so tokens cached for the old ones are never reused."""
-        stamp = self.rotated_at or self.created_at
-        return f"{self.pk}.{int(stamp.timestamp()) if stamp else 0}"
+        return credential_version(self.pk, self.created_at, self.rotated_at)
+
+
+def credential_version(app_id: int | None, created_at: dt.datetime | None, rotated_at: dt.datetime | None) -> str:
+    stamp = rotated_at or created_at
+    return f"{app_id}.{int(stamp.timestamp()) if stamp else 0}"
 
 
 class Flow(models.Model):

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
@@ -37,6 +38,14 @@ def _redis():
     return backend._cache.get_client(write=True) if isinstance(backend, RedisCache) else None
 
 
+def _acquire_script(client: Any) -> Any:
+    # Registered once per client (flows.cache reuses clients): registering hashes the script each time.
+    script = getattr(client, "_flowgate_acquire", None)
+    if script is None:
+        script = client._flowgate_acquire = client.register_script(_ACQUIRE)
+    return script
+
+
 def lease_seconds() -> float:
     """How long one dispatch may hold a slot or a SENDING claim: a token request and two REST calls (the
     second after a 401), each up to its timeouts, plus a few seconds for the database."""
@@ -55,7 +64,7 @@ def org_slot(org: Org, *, wait: float | None = None) -> Iterator[bool]:
     member = uuid.uuid4().hex
     lease = lease_seconds()
     deadline = time.monotonic() + (settings.FLOWGATE_SLOT_WAIT if wait is None else wait)
-    script = client.register_script(_ACQUIRE)
+    script = _acquire_script(client)
     while True:
         now = time.time()
         if script(keys=[key], args=[now, now + lease, org.max_concurrent_calls, member, int(lease) + 60]):

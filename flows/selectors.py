@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import BigIntegerField, Count, Q, QuerySet, Subquery, Value
+from django.db.models import BigIntegerField, Count, Field, Model, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .models import Flow, FlowInput, Trigger
+from .models import ExternalClientApp, Flow, FlowInput, Org, Trigger, credential_version
 
 
 def trigger_as_dict(trigger: Trigger) -> dict[str, Any]:
@@ -133,3 +134,84 @@ def flow_stats_last_day(*, now: dt.datetime | None = None) -> list[dict[str, Any
 
 
 MEDIAN_SAMPLE = 2000
+
+
+def trigger_for_dispatch(trigger_id: int) -> Trigger:
+    """The trigger with its flow and org, and its org's active External Client App's credential version as
+    `credential_version` (None without one): the token's cache key, without reading the app. One query.
+
+    The hottest read of all (once per dispatch), so its SQL is built once per process from the models' fields
+    and the rows go through the fields' own converters, as the ORM would do: the same query through the ORM
+    cost 1.3 ms of CPU to compile and load, this 0.2 ms (`tests/flows/test_selectors.py` holds it to the ORM's
+    answer).
+    """
+    read = _dispatch_read()
+    with connection.cursor() as cursor:
+        cursor.execute(read.sql, [trigger_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Trigger.DoesNotExist(f"Trigger {trigger_id} does not exist.")
+    values = [value if not converters else _convert(value, converters) for value, converters in
+              zip(row, read.converters)]
+    objects = []
+    offset = 0
+    for model, names in read.models:
+        objects.append(model.from_db(connection.alias, names, values[offset:offset + len(names)]))
+        offset += len(names)
+    trigger, flow, org = objects
+    Trigger.flow.field.set_cached_value(trigger, flow)
+    Flow.org.field.set_cached_value(flow, org)
+    app_pk, app_created_at, app_rotated_at = values[offset:]
+    trigger.credential_version = (
+        credential_version(app_pk, app_created_at, app_rotated_at) if app_pk is not None else None
+    )
+    return trigger
+
+
+@dataclass(frozen=True)
+class _CompiledRead:
+    sql: str
+    models: list[tuple[type[Model], list[str]]]  # each model with its fields' attnames, in column order
+    converters: list[list[tuple[Callable[..., Any], Any]]]  # per column: (converter, expression) pairs
+
+
+_compiled_reads: dict[str, _CompiledRead] = {}
+
+
+def _convert(value: Any, converters: list[tuple[Callable[..., Any], Any]]) -> Any:
+    for converter, expression in converters:
+        value = converter(value, expression, connection)
+    return value
+
+
+def _dispatch_read() -> _CompiledRead:
+    found = _compiled_reads.get(connection.vendor)
+    if found:
+        return found
+    quote = connection.ops.quote_name
+    columns: list[str] = []
+    models: list[tuple[type[Model], list[str]]] = []
+    converters: list[list[tuple[Callable[..., Any], Any]]] = []
+
+    def add(alias: str, fields: Sequence[Field]) -> None:
+        for field in fields:
+            expression = field.get_col(alias)
+            columns.append(f"{alias}.{quote(field.column)}")
+            converters.append([(converter, expression) for converter in
+                               connection.ops.get_db_converters(expression) + field.get_db_converters(connection)])
+
+    for model, alias in ((Trigger, "t"), (Flow, "f"), (Org, "o")):
+        fields = model._meta.concrete_fields
+        add(alias, fields)
+        models.append((model, [field.attname for field in fields]))
+    app_meta = ExternalClientApp._meta
+    add("a", [app_meta.get_field("id"), app_meta.get_field("created_at"), app_meta.get_field("rotated_at")])
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {quote(Trigger._meta.db_table)} t "
+        f"JOIN {quote(Flow._meta.db_table)} f ON f.id = t.flow_id "
+        f"JOIN {quote(Org._meta.db_table)} o ON o.id = f.org_id "
+        f"LEFT JOIN {quote(app_meta.db_table)} a ON a.org_id = o.id AND a.is_active "
+        "WHERE t.id = %s"
+    )
+    compiled = _compiled_reads[connection.vendor] = _CompiledRead(sql, models, converters)
+    return compiled

@@ -8,6 +8,7 @@ import logging
 import random
 import uuid
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from functools import partial
 from typing import Any
 
@@ -23,6 +24,7 @@ from .inputs import InputValidationError, validate_inputs
 from .models import Flow, Org, ResendJob, Trigger
 from .pacing import lease_seconds, org_slot
 from .salesforce import InvocationResult, SalesforceClient, SalesforceError
+from .selectors import trigger_for_dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +70,11 @@ def trigger_create(
         if existing:
             return _replay(existing, cleaned)
     now = timezone.now()
+    # One INSERT needs no transaction of its own (BEGIN and COMMIT are two more round trips per trigger); inside
+    # a caller's transaction, a savepoint keeps an idempotency collision from spoiling it.
+    in_transaction = transaction.get_connection().in_atomic_block
     try:
-        with transaction.atomic():
+        with transaction.atomic() if in_transaction else nullcontext():
             trigger = Trigger.objects.create(
                 flow=flow, inputs=cleaned, source=source, actor=actor, actor_label=actor_label,
                 idempotency_key=idempotency_key or None, resend_of=resend_of, resend_job=resend_job,
@@ -138,7 +143,7 @@ def trigger_dispatch(*, trigger_id: int) -> Trigger:
     or one at its concurrent-call cap puts the trigger back without using an attempt.
     """
     now = timezone.now()
-    trigger = Trigger.objects.select_related("flow__org").get(pk=trigger_id)
+    trigger = trigger_for_dispatch(trigger_id)
     if trigger.status not in Trigger.WAITING or (
         trigger.next_attempt_at and trigger.next_attempt_at > now + EARLY_TOLERANCE
     ):
@@ -161,7 +166,8 @@ def trigger_dispatch(*, trigger_id: int) -> Trigger:
         trigger.next_attempt_at, trigger.updated_at = now + _lease(), now
         try:
             _check_active(flow)
-            result = SalesforceClient(flow.org).invoke(flow.api_name, [trigger.inputs], trigger=trigger)[0]
+            client = SalesforceClient(flow.org, credential_version=trigger.credential_version)
+            result = client.invoke(flow.api_name, [trigger.inputs], trigger=trigger)[0]
         except SalesforceError as error:
             return _after_failure(trigger, error)
         except DecryptionError as error:

@@ -86,6 +86,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Shared by every process (web, worker, command line): tokens and their single-flight locks live here.
 CACHES = {"default": env.cache("CACHE_URL", default="dbcache://flowgate_cache")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    CACHES["default"]["BACKEND"] = "flows.cache.RedisCache"  # the same, with its redis clients reused
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

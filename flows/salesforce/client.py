@@ -117,9 +117,14 @@ def _error_body(response: requests.Response) -> tuple[str, str]:
 class SalesforceClient:
     """Talks to one org. Every request passes `_send`, which checks the host and records the Exchange."""
 
-    def __init__(self, org: Org, app: ExternalClientApp | None = None) -> None:
+    def __init__(self, org: Org, app: ExternalClientApp | None = None, *,
+                 credential_version: str | None = None) -> None:
+        """`credential_version`, when the caller read it with its own rows (selectors.trigger_for_dispatch), spares
+        reading the External Client App while its token is cached: the app's secrets are only needed to request
+        a new token."""
         self.org = org
         self._app = app
+        self._credential_version = credential_version
 
     # --- public calls -----------------------------------------------------------------------------
 
@@ -163,7 +168,7 @@ class SalesforceClient:
 
     def fetch_token(self) -> tokens.Token:
         """A token for this org, from the shared cache or one token request."""
-        return tokens.get_token(self.app, self._request_token)
+        return tokens.get_token_at(self._token_key(), self._request_token)
 
     # --- internals --------------------------------------------------------------------------------
 
@@ -178,6 +183,12 @@ class SalesforceClient:
                 )
             self._app.org = self.org  # the same row: saves reading it again for the token's cache key
         return self._app
+
+    def _token_key(self) -> str:
+        version = self._credential_version if self._app is None else None
+        if version is None:
+            version = self.app.credential_version
+        return tokens.token_key(version, self.org.my_domain_url)
 
     def _my_domain(self) -> str:
         try:
@@ -226,7 +237,7 @@ class SalesforceClient:
             self._note_limits(response, throttle=kind == Exchange.Kind.INVOKE)
             if response.status_code == 401 and attempt == 1 and _error_body(response)[0] == "INVALID_SESSION_ID":
                 # The session ended (Salesforce gives tokens no expiry): one new token, one more try.
-                tokens.forget_token(self.app, token)
+                tokens.forget_token_at(self._token_key(), token)
                 continue
             return response
         return response

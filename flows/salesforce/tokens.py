@@ -36,10 +36,15 @@ class Token:
         return f"Token(access_token='********', instance_url={self.instance_url!r})"
 
 
+def token_key(credential_version: str, my_domain_url: str) -> str:
+    """Where an org's token is cached. A new credential or a new My Domain URL means a new token: never reuse
+    one issued for the old."""
+    domain = hashlib.sha256(my_domain_url.encode()).hexdigest()[:12]
+    return f"flowgate:token:{credential_version}:{domain}"
+
+
 def _key(app: ExternalClientApp) -> str:
-    # A new credential or a new My Domain URL means a new token: never reuse one issued for the old.
-    domain = hashlib.sha256(app.org.my_domain_url.encode()).hexdigest()[:12]
-    return f"flowgate:token:{app.credential_version}:{domain}"
+    return token_key(app.credential_version, app.org.my_domain_url)
 
 
 def _read(key: str) -> Token | SalesforceError | None:
@@ -65,7 +70,11 @@ def _write(key: str, value: Token | SalesforceError) -> None:
 
 
 def get_token(app: ExternalClientApp, fetch: Callable[[], Token]) -> Token:
-    key = _key(app)
+    return get_token_at(_key(app), fetch)
+
+
+def get_token_at(key: str, fetch: Callable[[], Token]) -> Token:
+    """The token cached under `key` (see token_key), or the one `fetch` gets, fetched once for all processes."""
     lock_key = f"{key}:lock"
     deadline = time.monotonic() + LOCK_SECONDS
     while True:
@@ -99,8 +108,11 @@ def get_token(app: ExternalClientApp, fetch: Callable[[], Token]) -> Token:
 
 
 def forget_token(app: ExternalClientApp, token: Token) -> None:
+    forget_token_at(_key(app), token)
+
+
+def forget_token_at(key: str, token: Token) -> None:
     """Drops a token Salesforce refused, unless another process already replaced it."""
-    key = _key(app)
     if _read(key) == token:
         cache.delete(key)
 
