@@ -12,6 +12,7 @@ from django.core.cache import cache
 
 from flows.models import ExternalClientApp, Flow, FlowInput, Org, Trigger
 from flows.roles import ADMINS, SUPPORT
+from flows.salesforce import tokens
 from portal.celery import app as celery_app
 from sfemu import DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, serve_in_thread
 
@@ -22,10 +23,12 @@ CONSUMER_SECRET = "test-consumer-secret-ABCDEF0123456789"
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    """Tokens live in the shared cache (Redis): no test sees another's."""
+    """Tokens live in the shared cache (Redis) and, for a few seconds, in the process: no test sees another's."""
     cache.clear()
+    tokens.forget_local()
     yield
     cache.clear()
+    tokens.forget_local()
 
 
 @pytest.fixture

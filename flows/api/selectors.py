@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.db.models import prefetch_related_objects
 from django.urls import reverse
 
 from ..models import Flow, Trigger
-from ..selectors import trigger_as_dict
+from ..selectors import flow_with_org, trigger_as_dict
 from .models import ApiKey
 
 MAX_ID = 2**63 - 1  # bigint: a larger id in a URL is simply not found
@@ -20,8 +21,10 @@ NAME = re.compile(r"[-a-zA-Z0-9_]{1,80}")
 def flow_for_api(*, org_slug: str, api_name: str) -> Flow | None:
     if not NAME.fullmatch(org_slug) or not NAME.fullmatch(api_name):
         return None
-    return (Flow.objects.select_related("org").prefetch_related("inputs")
-            .filter(org__slug=org_slug, api_name=api_name).first())
+    flow = flow_with_org(org_slug=org_slug, api_name=api_name)
+    if flow is not None:
+        prefetch_related_objects([flow], "inputs")  # a batch validates every item against them
+    return flow
 
 
 def api_key_allows(*, api_key: ApiKey, flow_id: int) -> bool:

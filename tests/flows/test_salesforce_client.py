@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from urllib.parse import parse_qs
 
 import pytest
@@ -10,7 +11,7 @@ import requests
 import responses
 
 from flows.models import Exchange, Org
-from flows.salesforce import SalesforceClient, SalesforceError
+from flows.salesforce import SalesforceClient, SalesforceError, tokens
 from flows.salesforce.client import parse_limit_info
 from tests.conftest import CONSUMER_KEY, CONSUMER_SECRET, MY_DOMAIN
 
@@ -87,6 +88,42 @@ def test_the_token_instance_url_is_the_rest_base_and_the_token_is_cached(sf, tok
     assert json.loads(invokes[0].request.body) == {"inputs": [INPUT]}
     assert list(Exchange.objects.order_by("id").values_list("kind", "response_status")) == [
         ("token", 200), ("invoke", 200), ("invoke", 200)]
+
+
+def test_a_process_keeps_its_token_a_few_seconds_without_reading_the_shared_cache(sf, token, client, monkeypatch):
+    sf.post(INVOKE_URL, json=[SUCCESS_V63])
+    client.invoke(FLOW, [INPUT])
+    reads = []
+    real_get = tokens.cache.get
+    monkeypatch.setattr(tokens.cache, "get", lambda key, *a, **kw: reads.append(key) or real_get(key, *a, **kw))
+
+    SalesforceClient(client.org).invoke(FLOW, [INPUT])
+    assert reads == []  # the process's own copy
+
+    clock = time.monotonic()
+    monkeypatch.setattr(tokens.time, "monotonic", lambda: clock + tokens.LOCAL_SECONDS + 1)
+    SalesforceClient(client.org).invoke(FLOW, [INPUT])
+    assert len(reads) == 1  # kept no longer than LOCAL_SECONDS: the shared copy again, no new token request
+    assert len(calls_to(sf, TOKEN_URL)) == 1
+
+
+def test_a_token_renewed_by_another_process_costs_this_one_a_single_refused_call(sf, token, client):
+    """This process holds the old token in memory; another process has already put a new one in the shared cache
+    after Salesforce ended the old session."""
+    sf.post(INVOKE_URL, json=[SUCCESS_V63])
+    client.invoke(FLOW, [INPUT])
+    key = tokens.token_key(client.app.credential_version, client.org.my_domain_url)
+    tokens._write(key, tokens.Token(SECOND_TOKEN, INSTANCE))
+    sf.replace(responses.POST, INVOKE_URL, status=401, json=SESSION_EXPIRED)
+    sf.add(responses.POST, INVOKE_URL, json=[SUCCESS_V63])
+
+    [result] = SalesforceClient(client.org).invoke(FLOW, [INPUT])
+
+    assert result.is_success
+    refused, repeat = calls_to(sf, INVOKE_URL)[1:]
+    assert refused.request.headers["Authorization"] == f"Bearer {ACCESS_TOKEN}"
+    assert repeat.request.headers["Authorization"] == f"Bearer {SECOND_TOKEN}"  # the other process's, not fetched
+    assert len(calls_to(sf, TOKEN_URL)) == 1
 
 
 @pytest.mark.parametrize("error, description, phrase", [

@@ -9,8 +9,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from flows.models import ExternalClientApp, Org, Trigger
-from flows.selectors import trigger_for_dispatch
+from flows.models import ExternalClientApp, Flow, Org, Trigger
+from flows.selectors import flow_with_org, trigger_for_dispatch
+from tests.conftest import make_org
 
 
 def concrete_values(obj) -> dict:
@@ -59,3 +60,18 @@ def test_credential_version_is_none_without_an_active_app(full_trigger):
 def test_an_unknown_trigger_raises_does_not_exist(db):
     with pytest.raises(Trigger.DoesNotExist):
         trigger_for_dispatch(10**12)
+
+
+def test_flow_with_org_loads_the_flow_and_its_org_as_the_orm_does(flow):
+    expected = Flow.objects.select_related("org").get(pk=flow.pk)
+    with CaptureQueriesContext(connection) as queries:
+        loaded = flow_with_org(org_slug=flow.org.slug, api_name=flow.api_name)
+        assert concrete_values(loaded) == concrete_values(expected)
+        assert concrete_values(loaded.org) == concrete_values(expected.org)
+    assert len(queries) == 1
+
+
+def test_flow_with_org_needs_both_names_to_match(flow):
+    other = make_org(slug="other")
+    assert flow_with_org(org_slug=other.slug, api_name=flow.api_name) is None
+    assert flow_with_org(org_slug=flow.org.slug, api_name="Another_Flow") is None
