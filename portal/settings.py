@@ -81,6 +81,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Parameters sent apart from the SQL, and a statement run 5 times on a connection prepared, so PostgreSQL
+        # stops parsing and planning the same few queries for every trigger. Turn off behind a pooler in
+        # transaction mode that cannot keep prepared statements (PgBouncer before 1.21).
+        if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+            DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 5})
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

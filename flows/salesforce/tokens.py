@@ -123,10 +123,6 @@ def _shared_token(key: str, fetch: Callable[[], Token]) -> Token:
         time.sleep(POLL_SECONDS)
 
 
-def forget_token(app: ExternalClientApp, token: Token) -> None:
-    forget_token_at(_key(app), token)
-
-
 def forget_token_at(key: str, token: Token) -> None:
     """Drops a token Salesforce refused, unless another process already replaced it."""
     _local.pop(key, None)
