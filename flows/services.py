@@ -24,6 +24,7 @@ from .inputs import InputValidationError, validate_inputs
 from .models import Flow, Org, ResendJob, Trigger
 from .pacing import lease_seconds, org_slot
 from .salesforce import InvocationResult, SalesforceClient, SalesforceError
+from .rows import update_row
 from .selectors import trigger_for_dispatch
 
 logger = logging.getLogger(__name__)
@@ -114,12 +115,29 @@ def _lease() -> dt.timedelta:
     return dt.timedelta(seconds=lease_seconds())
 
 
+def _claimed_values(now: dt.datetime) -> dict[str, Any]:
+    return dict(status=Trigger.Status.SENDING, next_attempt_at=now + _lease(), enqueued_at=None, updated_at=now)
+
+
 def _claim(triggers: QuerySet[Trigger], now: dt.datetime, **extra: Any) -> int:
     """The conditional update that makes a dispatch the only one sending these triggers."""
     return triggers.filter(status__in=Trigger.WAITING, next_attempt_at__lte=now + EARLY_TOLERANCE).update(
-        status=Trigger.Status.SENDING, attempts=F("attempts") + 1, next_attempt_at=now + _lease(),
-        enqueued_at=None, updated_at=now, **extra,
+        attempts=F("attempts") + 1, **_claimed_values(now), **extra,
     )
+
+
+def _claim_one(trigger: Trigger, now: dt.datetime) -> bool:
+    """_claim for the one trigger in hand, also requiring the attempts read with it, so the row it takes is the
+    row in hand: its new values are set on it without reading it again."""
+    values = _claimed_values(now)
+    if not update_row(Trigger, trigger.pk, values, increment=["attempts"], where=[
+        ("attempts", "=", trigger.attempts), ("status", "in", Trigger.WAITING),
+        ("next_attempt_at", "<=", now + EARLY_TOLERANCE),
+    ]):
+        return False
+    for name, value in {**values, "attempts": trigger.attempts + 1}.items():
+        setattr(trigger, name, value)
+    return True
 
 
 def _check_active(flow: Flow) -> None:
@@ -157,13 +175,9 @@ def trigger_dispatch(*, trigger_id: int) -> Trigger:
     with org_slot(flow.org) as got_slot:
         if not got_slot:
             return _postpone(trigger, until=now + dt.timedelta(seconds=random.uniform(0.2, 1.0)))
-        # The claim also requires the attempts read above, so the row it takes is the row in hand: its new
-        # values are known without reading it again.
-        if not _claim(Trigger.objects.filter(pk=trigger_id, attempts=trigger.attempts), now):
+        if not _claim_one(trigger, now):
             trigger.refresh_from_db()
             return trigger
-        trigger.status, trigger.attempts, trigger.enqueued_at = Trigger.Status.SENDING, trigger.attempts + 1, None
-        trigger.next_attempt_at, trigger.updated_at = now + _lease(), now
         try:
             _check_active(flow)
             client = SalesforceClient(flow.org, credential_version=trigger.credential_version)
@@ -295,7 +309,7 @@ def _finish(trigger: Trigger, status: str, *, outputs: Any = None, code: str = "
     now = timezone.now()
     fields = dict(status=status, outputs=outputs, error_code=code, error_message=message, hint=hint,
                   next_attempt_at=None, enqueued_at=None, finished_at=now, updated_at=now)
-    Trigger.objects.filter(pk=trigger.pk).update(**fields)
+    update_row(Trigger, trigger.pk, fields)
     for name, value in fields.items():
         setattr(trigger, name, value)
     return trigger
