@@ -16,6 +16,7 @@ from django.utils import timezone
 from . import services
 from .inputs import InputValidationError
 from .models import ResendJob, Trigger
+from .plans import custom_plans
 from .selectors import trigger_filter, triggers_with_successful_resend
 
 logger = logging.getLogger(__name__)
@@ -75,22 +76,23 @@ def resend_job_run(*, job_id: int) -> ResendJob:
         return ResendJob.objects.get(pk=job_id)
     job = ResendJob.objects.select_related("created_by").get(pk=job_id)
     try:
-        matching = trigger_filter(job.filters).filter(pk__lte=job.max_trigger_id)
-        done = set(Trigger.objects.filter(resend_job=job).values_list("resend_of_id", flat=True))
-        # A job taken back after its worker died starts its counts again; what it re-sent stays re-sent.
-        ResendJob.objects.filter(pk=job.pk).update(processed=0, skipped=0, resent=len(done))
-        cursor = job.max_trigger_id + 1
-        while batch := list(matching.filter(pk__lt=cursor)[:BATCH]):
-            cursor = batch[-1].pk
-            todo = [t for t in batch if t.pk not in done]
-            with transaction.atomic():
-                outcome = triggers_resend(triggers=todo, actor=job.created_by, resend_job=job,
-                                          include_already_resent=job.include_already_resent)
-                ResendJob.objects.filter(pk=job.pk).update(
-                    processed=F("processed") + len(batch), resent=F("resent") + len(outcome.resent),
-                    skipped=F("skipped") + len(outcome.skipped), updated_at=timezone.now(),
-                )
-        ResendJob.objects.filter(pk=job.pk).update(status=ResendJob.Status.DONE, finished_at=timezone.now())
+        with custom_plans():  # it runs the console's filters (flows/plans.py)
+            matching = trigger_filter(job.filters).filter(pk__lte=job.max_trigger_id)
+            done = set(Trigger.objects.filter(resend_job=job).values_list("resend_of_id", flat=True))
+            # A job taken back after its worker died starts its counts again; what it re-sent stays re-sent.
+            ResendJob.objects.filter(pk=job.pk).update(processed=0, skipped=0, resent=len(done))
+            cursor = job.max_trigger_id + 1
+            while batch := list(matching.filter(pk__lt=cursor)[:BATCH]):
+                cursor = batch[-1].pk
+                todo = [t for t in batch if t.pk not in done]
+                with transaction.atomic():
+                    outcome = triggers_resend(triggers=todo, actor=job.created_by, resend_job=job,
+                                              include_already_resent=job.include_already_resent)
+                    ResendJob.objects.filter(pk=job.pk).update(
+                        processed=F("processed") + len(batch), resent=F("resent") + len(outcome.resent),
+                        skipped=F("skipped") + len(outcome.skipped), updated_at=timezone.now(),
+                    )
+            ResendJob.objects.filter(pk=job.pk).update(status=ResendJob.Status.DONE, finished_at=timezone.now())
     except Exception as error:
         logger.exception("Re-send job %s failed", job_id)
         ResendJob.objects.filter(pk=job.pk).update(status=ResendJob.Status.FAILED, error=str(error)[:2000],

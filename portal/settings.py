@@ -45,6 +45,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # A view that cannot reach the database answers 503 with Retry-After, not 500 (see flows/middleware.py).
     "flows.middleware.DatabaseUnavailableMiddleware",
+    # Console and admin queries planned for their own values, not as prepared generic plans (flows/plans.py).
+    "flows.plans.CustomPlansMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -86,6 +88,7 @@ else:
         # stops parsing and planning the same few queries for every trigger. Turn off behind a pooler in
         # transaction mode that cannot keep prepared statements (PgBouncer before 1.21).
         if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+            # The console's and admin's queries are still planned for their values (flows/plans.py).
             DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 5})
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
