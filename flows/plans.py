@@ -3,7 +3,7 @@
 With prepared statements (DATABASE_PREPARED_STATEMENTS, on by default), PostgreSQL may switch a statement run
 five times to one generic plan made without its values. That is what the hot path wants (every query of a
 dispatch and of the API is by key), and what the console does not: for a search by input value the generic
-plan walked the created_at index instead of using the GIN index, ×3 at 100,000 triggers and worse with more
+plan made the console's search ×3 slower at 100,000 triggers (p99 1.1 s), and it grows with the table
 (bench/scale.py). The pages people use (console, admin) and the resend jobs, which run the console's filters,
 plan every query for its values instead.
 """
