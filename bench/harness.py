@@ -159,15 +159,19 @@ def rss_bytes(pid: int) -> int:
 
 class Process:
     """One command in a session of its own (so Ctrl-C in the terminal reaches only the harness, which then
-    stops it), its output in var/bench/NAME.log."""
+    stops it), its output in LOG_DIR/NAME.log (var/bench/ unless told otherwise); run as `user` (through
+    runuser) when given. The fault tests' Service builds on it."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path = LOG_DIR,
+                 user: str | None = None) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
-        self.log_path = LOG_DIR / f"{name}.log"
+        self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "ab")
         self._log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
         self._log.flush()
+        if user:
+            argv = ["runuser", "-u", user, "--", *argv]
         self.popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                       stdin=subprocess.DEVNULL, start_new_session=True)
 

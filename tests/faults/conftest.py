@@ -34,6 +34,7 @@ import requests
 from django.db import connection
 from django.test import override_settings
 
+from bench.harness import Process
 from flows.api.services import api_key_create
 from flows.models import Flow, Trigger
 from flows.pacing import lease_seconds
@@ -125,25 +126,9 @@ def free_port(candidates: range = PORTS) -> int:
 # --- processes -----------------------------------------------------------------------------------------------
 
 
-class Service:
-    """One process (and its children) in its own session, logging to a file."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path,
-                 user: str | None = None) -> None:
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        self._log = open(self.log_path, "ab")
-        if user:
-            argv = ["runuser", "-u", user, "--", *argv]
-        self.popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
+class Service(Process):
+    """One process (and its children) in its own session, logging to a file (bench.harness.Process), with what
+    fault injection needs: signals to its whole group, SIGKILL, and its log."""
 
     def signal(self, signum: int) -> None:
         try:
