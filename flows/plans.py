@@ -29,8 +29,14 @@ def custom_plans() -> Iterator[None]:
     if not _prepares():
         yield
         return
-    with connection.cursor() as cursor:
-        cursor.execute("SET plan_cache_mode = force_custom_plan")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET plan_cache_mode = force_custom_plan")
+    except DatabaseError:
+        # The database is unreachable: the work inside meets the same error where it is handled (a page answers
+        # 503, see flows/middleware.py), not here, where it could only be a 500.
+        yield
+        return
     try:
         yield
     finally:

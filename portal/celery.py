@@ -20,7 +20,10 @@ app.conf.CELERY_DB_REUSE_MAX = 10**9
 
 
 @task_postrun.connect
-def close_old_connections(**kwargs: object) -> None:
+def close_old_connections(task=None, **kwargs: object) -> None:
+    # Not after a task run eagerly, in its caller's thread: that connection is the caller's, maybe mid-transaction.
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
     from django.db import close_old_connections as django_close_old_connections
 
     django_close_old_connections()

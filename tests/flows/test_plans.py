@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.http import HttpResponse
 from django.test import RequestFactory
 
@@ -49,3 +49,17 @@ def test_pages_people_use_plan_for_their_values_and_the_api_keeps_prepared_plans
 
     assert seen == [mode]
     assert plan_cache_mode() == "auto"  # nothing left behind on the connection
+
+
+def test_a_page_while_the_database_is_unreachable_answers_503_not_500(client, alice, monkeypatch):
+    client.force_login(alice)
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("connection to server at 127.0.0.1, port 5432 failed: Connection refused")
+
+    with monkeypatch.context() as patch:  # undone before the test database's own teardown needs a cursor
+        patch.setattr(connection, "cursor", unreachable)
+        response = client.get("/console/")
+
+    assert response.status_code == 503
+    assert response["Retry-After"]
