@@ -1,15 +1,17 @@
 from __future__ import annotations
 
+import re
 from functools import partial
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -18,8 +20,9 @@ from .admin_paging import CappedCountPaginator, IndexedSearchMixin, ResponseStat
 from .console import views as console_views
 from .flow_import import flow_import_apply, flow_import_preview, flow_list_remote
 from .models import Exchange, ExternalClientApp, Flow, FlowInput, Org, ResendJob, Trigger
-from .resend_jobs import triggers_resend
+from .resend_jobs import MAX_JOB_SELECTION, resend_job_create
 from .salesforce import SalesforceError
+from .selectors import chain_counts
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -194,10 +197,50 @@ class FlowInputInline(admin.TabularInline):
     extra = 0
 
 
+POSTED_INPUT = re.compile(r"^inputs-(\d+)-name$")
+
+
+class FlowForm(forms.ModelForm):
+    class Meta:
+        model = Flow
+        fields = "__all__"
+
+    def _inputs_after_save(self) -> dict[str, tuple[str, bool]]:
+        """Name → (type, collection) of the inputs the flow will have once this page is saved: the stored ones,
+        changed or deleted by the inline rows posted with it."""
+        inputs = {i.name: (i.type, i.is_collection) for i in self.instance.inputs.all()} if self.instance.pk else {}
+        by_id = {str(i.pk): i.name for i in self.instance.inputs.all()} if self.instance.pk else {}
+        for key in self.data:
+            if not (match := POSTED_INPUT.match(key)):
+                continue
+            prefix = f"inputs-{match.group(1)}-"
+            inputs.pop(by_id.get(self.data.get(f"{prefix}id", ""), ""), None)
+            if self.data.get(f"{prefix}DELETE") or not self.data.get(key):
+                continue
+            inputs[self.data[key]] = (self.data.get(f"{prefix}type", FlowInput.Type.TEXT),
+                                      bool(self.data.get(f"{prefix}is_collection")))
+        return inputs
+
+    def clean_trigger_id_input(self) -> str:
+        name = self.cleaned_data.get("trigger_id_input", "").strip()
+        if not name:
+            return ""
+        found = self._inputs_after_save().get(name)
+        if found is None:
+            raise forms.ValidationError(f"This flow has no input named {name!r}: add it as a text input first "
+                                        f"(import the flow again once it has the variable in Salesforce).")
+        if found != (FlowInput.Type.TEXT, False):
+            raise forms.ValidationError(f"{name} must be a single text input: it receives the trigger's key as "
+                                        f"text.")
+        return name
+
+
 @admin.register(Flow)
 class FlowAdmin(admin.ModelAdmin):
-    list_display = ["api_name", "label", "org", "is_active", "batch_enabled", "input_count", "updated_at"]
-    list_filter = ["is_active", "batch_enabled", "org"]
+    form = FlowForm
+    list_display = ["api_name", "label", "org", "is_active", "delivery", "batch_enabled", "input_count",
+                    "updated_at"]
+    list_filter = ["is_active", "delivery", "batch_enabled", "org"]
     search_fields = ["api_name", "label", "org__slug"]
     list_select_related = ["org"]
     inlines = [FlowInputInline]
@@ -219,7 +262,8 @@ class FlowAdmin(admin.ModelAdmin):
 
 class ExchangeInline(admin.TabularInline):
     model = Exchange
-    fields = ["created_at", "kind", "method", "url", "response_status", "duration_ms", "network_error"]
+    fields = ["created_at", "kind", "method", "url", "response_status", "classification", "attempt", "late",
+              "duration_ms", "network_error"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -242,42 +286,69 @@ class TriggerAdmin(IndexedSearchMixin, ReadOnlyAdmin):
     search_help_text = "A trigger id, or an idempotency key (exact)."
     list_select_related = ["flow__org", "actor"]
     show_full_result_count = False
-    fields = ["flow", "status", "source", "actor", "actor_label", "idempotency_key", "resend_of", "inputs",
-              "outputs", "attempts", "next_attempt_at", "error_code", "error_message", "hint", "created_at",
-              "updated_at", "finished_at"]
+    fields = ["flow", "status", "source", "actor", "actor_label", "key", "idempotency_key", "resend_of", "origin",
+              "inputs", "outputs", "attempts", "next_attempt_at", "error_code", "error_message", "hint",
+              "delivered_by", "delivered_at", "created_at", "updated_at", "finished_at"]
     readonly_fields = fields
     inlines = [ExchangeInline]
     actions = ["resend_action"]
 
     @admin.action(description="Re-send the selected triggers", permissions=["resend"])
-    def resend_action(self, request: HttpRequest, queryset) -> None:
-        outcome = triggers_resend(triggers=queryset.select_related("flow__org"), actor=request.user,
-                                  include_already_resent=False)
-        messages.success(request, f"Re-sent {len(outcome.resent)}; skipped {len(outcome.skipped)} (already re-sent "
-                                  f"successfully, or their inputs no longer fit the flow; re-send those one by one "
-                                  f"from the console).")
+    def resend_action(self, request: HttpRequest, queryset) -> HttpResponse | None:
+        """Through a re-send job, as the console's filter-wide re-send: capped, confirmed with the chains' counts,
+        recorded, followed on the job's page; never inside this request."""
+        if request.POST.get("post") == "yes":  # confirmed: only what existed when the counts were shown
+            max_id = request.POST.get("max_id", "")
+            queryset = queryset.filter(pk__lte=int(max_id) if max_id.isascii() and max_id.isdigit() else 0)
+        ids = list(queryset.order_by("-pk").values_list("pk", flat=True)[:MAX_JOB_SELECTION + 1])
+        if len(ids) > MAX_JOB_SELECTION:
+            self.message_user(request, format_html(
+                'More than {} triggers selected: the admin re-sends at most {} at once. Narrow the selection, or '
+                're-send every trigger matching a filter from <a href="{}">the console</a> (filter, then "Re-send '
+                'all matching this filter…").', f"{MAX_JOB_SELECTION:,}", f"{MAX_JOB_SELECTION:,}",
+                reverse("console:triggers")), messages.ERROR)
+            return None
+        if not ids:
+            self.message_user(request, "None of the selected triggers is left to re-send.", messages.WARNING)
+            return None
+        if request.POST.get("post") == "yes":
+            job = resend_job_create(trigger_ids=ids, actor=request.user,
+                                    include_delivered=request.POST.get("include_delivered") == "on")
+            self.message_user(request, f"Re-send job {job.pk} started for {job.total} triggers.", messages.SUCCESS)
+            return redirect("console:job", pk=job.pk)
+        return TemplateResponse(request, "console/admin_resend_confirm.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta,
+            "title": "Re-send the selected triggers?",
+            "counts": chain_counts(Trigger.objects.filter(pk__in=ids)), "max_id": ids[0],
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        })
 
     def has_resend_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("flows.resend_trigger")
+        # The action starts a re-send job: both permissions, as the console's filter-wide re-send asks.
+        return request.user.has_perms(["flows.resend_trigger", "flows.add_resendjob"])
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, trigger: Trigger) -> str:
-        colour = {"succeeded": "#2e7d32", "failed": "#c62828", "retrying": "#ef6c00"}.get(trigger.status, "#555")
+        colour = {"succeeded": "#2e7d32", "failed": "#c62828", "retrying": "#ef6c00",
+                  "unknown": "#6a1b9a"}.get(trigger.status, "#555")
         return format_html('<strong style="color:{}">{}</strong>', colour, trigger.get_status_display())
 
 
 @admin.register(Exchange)
 class ExchangeAdmin(IndexedSearchMixin, ReadOnlyAdmin):
-    list_display = ["id", "created_at", "org", "kind", "method", "response_status", "duration_ms", "trigger_id",
-                    "network_error"]
-    list_filter = ["kind", ResponseStatusClassFilter, "org", "created_at"]
+    list_display = ["id", "created_at", "org", "kind", "method", "response_status", "classification", "late",
+                    "duration_ms", "trigger_id", "network_error"]
+    list_filter = ["kind", ResponseStatusClassFilter, "classification", "late", "org", "created_at"]
     paginator = CappedCountPaginator
     search_id_fields = ("trigger_id",)
     search_help_text = "A trigger id."
     list_select_related = ["org"]
     show_full_result_count = False
     fields = ["org", "trigger", "kind", "method", "url", "request_headers", "request_body", "response_status",
-              "response_headers", "response_body", "network_error", "duration_ms", "created_at"]
+              "response_headers", "response_body", "network_error", "classification", "attempt", "late",
+              "duration_ms", "created_at"]
     readonly_fields = fields
 
 
@@ -285,8 +356,8 @@ class ExchangeAdmin(IndexedSearchMixin, ReadOnlyAdmin):
 class ResendJobAdmin(ReadOnlyAdmin):
     list_display = ["id", "created_at", "created_by", "status", "total", "processed", "resent", "skipped"]
     list_filter = ["status", "created_at"]
-    fields = ["created_by", "filters", "include_already_resent", "max_trigger_id", "status", "total", "processed",
-              "resent", "skipped", "error", "created_at", "started_at", "finished_at"]
+    fields = ["created_by", "filters", "trigger_ids", "include_delivered", "max_trigger_id", "status", "total",
+              "processed", "resent", "skipped", "skips", "error", "created_at", "started_at", "finished_at"]
     readonly_fields = fields
 
 from .api import admin as api_admin  # noqa: E402,F401  (API keys)

@@ -111,4 +111,23 @@ def flow_import_apply(*, preview: ImportPreview) -> Flow:
             defaults={"type": spec.type, "is_collection": spec.is_collection, "required": spec.required,
                       "description": spec.description, "order": order},
         )
+    names = {spec.name for spec in preview.inputs}
+    if flow.trigger_id_input and flow.trigger_id_input not in names:
+        flow.trigger_id_input = ""  # the flow lost the input: sending it would make Salesforce refuse every call
+        flow.save(update_fields=["trigger_id_input", "updated_at"])
+    elif not flow.trigger_id_input and (found := trigger_id_input_candidate(preview.inputs)):
+        flow.trigger_id_input = found  # the README's convention: a flow built to check Flowgate's key
+        flow.save(update_fields=["trigger_id_input", "updated_at"])
     return flow
+
+
+TRIGGER_ID_INPUT_NAMES = {"flowgatetriggerid", "flowgate_trigger_id"}
+
+
+def trigger_id_input_candidate(specs: list[InputSpec]) -> str:
+    """The flow's input named as the README suggests for Flowgate's trigger key (FlowgateTriggerId), if it is a
+    single text input."""
+    for spec in specs:
+        if spec.name.lower() in TRIGGER_ID_INPUT_NAMES and spec.type == Type.TEXT and not spec.is_collection:
+            return spec.name
+    return ""

@@ -117,14 +117,24 @@ def _check_scalar(kind: str, value: Any) -> str | None:
     return None
 
 
-def validate_inputs(schema: Iterable[FlowInput], values: Any) -> dict[str, Any]:
-    """Returns the inputs to send (None values dropped), or raises InputValidationError naming every problem."""
+def reserved_input_problem(name: str) -> str:
+    return (f"{name} is filled by Flowgate with the trigger's key (it is this flow's trigger id input): "
+            f"leave it out.")
+
+
+def validate_inputs(schema: Iterable[FlowInput], values: Any, *, reserved: str = "") -> dict[str, Any]:
+    """Returns the inputs to send (None values dropped), or raises InputValidationError naming every problem.
+
+    `reserved` is the flow's trigger id input: Flowgate fills it at each call, so a caller may not."""
     if not isinstance(values, Mapping):
         raise InputValidationError({"inputs": ["Inputs must be an object of input names to values."]})
-    fields = {field.name: field for field in schema}
+    fields = {field.name: field for field in schema if not reserved or field.name != reserved}
     errors: dict[str, list[str]] = {}
     cleaned: dict[str, Any] = {}
     for name, value in values.items():
+        if reserved and name == reserved:
+            errors.setdefault(name, []).append(reserved_input_problem(name))
+            continue
         field = fields.get(name) if isinstance(name, str) else None
         if field is None:
             known = ", ".join(fields) or "none"
@@ -205,9 +215,14 @@ def _parse_scalar(kind: str, raw: str) -> Any:
     return raw
 
 
-def parse_text_values(schema: Iterable[FlowInput], raw: Mapping[str, str]) -> dict[str, Any]:
+def caller_inputs(flow: Any) -> list[FlowInput]:
+    """The flow's inputs a caller may fill: all but its trigger id input, which Flowgate fills."""
+    return [field for field in flow.inputs.all() if field.name != flow.trigger_id_input]
+
+
+def parse_text_values(schema: Iterable[FlowInput], raw: Mapping[str, str], *, reserved: str = "") -> dict[str, Any]:
     """Converts NAME=VALUE strings by their input types, then validates; every problem is reported at once."""
-    fields = {field.name: field for field in schema}
+    fields = {field.name: field for field in schema if not reserved or field.name != reserved}
     errors: dict[str, list[str]] = {}
     values: dict[str, Any] = {}
     for name, text in raw.items():
@@ -222,7 +237,7 @@ def parse_text_values(schema: Iterable[FlowInput], raw: Mapping[str, str]) -> di
         except ValueError as error:
             errors.setdefault(name, []).append(str(error))
     try:
-        cleaned = validate_inputs(fields.values(), values)
+        cleaned = validate_inputs(fields.values(), values, reserved=reserved)
     except InputValidationError as invalid:
         for name, messages in invalid.errors.items():
             errors.setdefault(name, messages)  # an unparsable value is not also reported as missing

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -103,6 +104,24 @@ class Flow(models.Model):
     )
     batch_window_ms = models.PositiveIntegerField("batch window (ms)", default=200)
     batch_max_inputs = models.PositiveIntegerField("batch size", default=200)
+
+    class Delivery(models.TextChoices):
+        AT_LEAST_ONCE = "at_least_once", "At least once"
+        AT_MOST_ONCE = "at_most_once", "At most once"
+
+    delivery = models.CharField(
+        max_length=14, choices=Delivery.choices, default=Delivery.AT_LEAST_ONCE,
+        help_text="When Salesforce's answer to a call is lost (a timeout, a reset, a 502 or 504), the flow may or "
+                  "may not have run. At least once: such a call is retried, so the customer may get the message "
+                  "twice. At most once: it is never retried automatically; the trigger ends as unknown and a "
+                  "person decides (Mark as delivered, or Re-send).",
+    )
+    trigger_id_input = models.CharField(
+        "trigger id input", max_length=80, blank=True,
+        help_text="A text input of this flow (e.g. FlowgateTriggerId) that Flowgate fills with the trigger's key, "
+                  "the same on every automatic retry, so the flow can skip a key it has already seen. Callers "
+                  "cannot fill it. Leave empty to send no key.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -148,6 +167,8 @@ class Trigger(models.Model):
         RETRYING = "retrying"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
+        # At most once: Salesforce may have run the flow (its answer was lost); a person decides.
+        UNKNOWN = "unknown"
 
     class Source(models.TextChoices):
         ADMIN = "admin"
@@ -157,12 +178,16 @@ class Trigger(models.Model):
         WEBHOOK = "webhook"
         RESEND = "resend"
 
-    FINAL = (Status.SUCCEEDED, Status.FAILED)
+    FINAL = (Status.SUCCEEDED, Status.FAILED, Status.UNKNOWN)
+    # A chain (a trigger and its re-sends) with one of these reached the customer, or may have.
+    DELIVERED = (Status.SUCCEEDED, Status.UNKNOWN)
     WAITING = (Status.QUEUED, Status.RETRYING)
 
     # No index of its own: trigger_flow_recent and trigger_flow_status_newest lead with it. Every index here is
     # written three times per trigger (the insert and two updates that change indexed columns).
     flow = models.ForeignKey(Flow, on_delete=models.PROTECT, related_name="triggers", db_index=False)
+    # The trigger's own id for the flow: the same on every automatic retry, new on a person's re-send.
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     inputs = models.JSONField(default=dict)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     source = models.CharField(max_length=10, choices=Source.choices)
@@ -175,6 +200,10 @@ class Trigger(models.Model):
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     resend_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resends",
                                   db_index=False)
+    # The first trigger of the chain this re-send belongs to (empty on an original): one re-send action makes at
+    # most one new trigger per chain.
+    origin = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="chain",
+                               db_index=False)
     resend_job = models.ForeignKey(
         "ResendJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="triggers", db_index=False
     )
@@ -184,7 +213,8 @@ class Trigger(models.Model):
     # The sweep enqueues due triggers with no message in flight (the broker was down, or the delay was too
     # long for a countdown).
     enqueued_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # Set by a batch claim so the claimer knows which rows its conditional update took.
+    # New at every claim (queued -> sending). Every write after the call is conditional on it, so a dispatch whose
+    # trigger was taken back (its lease ran out) can no longer change it.
     claim_token = models.CharField(max_length=32, blank=True, editable=False)
     outputs = models.JSONField(null=True, blank=True)
     error_code = models.CharField(max_length=80, blank=True)
@@ -193,6 +223,10 @@ class Trigger(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # A person's decision on an unknown outcome: the customer got it.
+    delivered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+", db_index=False, editable=False)
+    delivered_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -217,6 +251,7 @@ class Trigger(models.Model):
             # Most triggers have none of these: partial indexes skip them.
             models.Index(fields=["actor"], name="trigger_actor", condition=Q(actor__isnull=False)),
             models.Index(fields=["resend_of"], name="trigger_resend_of", condition=Q(resend_of__isnull=False)),
+            models.Index(fields=["origin"], name="trigger_origin", condition=Q(origin__isnull=False)),
             models.Index(fields=["resend_job"], name="trigger_resend_job", condition=Q(resend_job__isnull=False)),
         ]
 
@@ -231,6 +266,10 @@ class Trigger(models.Model):
     def who(self) -> str:
         return self.actor.get_username() if self.actor else self.actor_label
 
+    @property
+    def chain_origin_id(self) -> int:
+        return self.origin_id or self.pk
+
 
 class ResendJob(models.Model):
     """Re-sends every trigger that matched a console filter, in the background, with counts that persist."""
@@ -243,8 +282,11 @@ class ResendJob(models.Model):
 
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     filters = models.JSONField(default=dict, help_text="The console filter the re-send was confirmed for.")
-    include_already_resent = models.BooleanField(
-        default=False, help_text="Also re-send triggers that already have a successful re-send."
+    trigger_ids = models.JSONField(
+        null=True, blank=True, help_text="The triggers selected (the admin's action), instead of a filter.",
+    )
+    include_delivered = models.BooleanField(
+        default=False, help_text="Also re-send chains that already have a succeeded or unknown trigger.",
     )
     # Only triggers that existed at confirmation: the re-sends themselves, and later failures, are not swept in.
     max_trigger_id = models.BigIntegerField()
@@ -253,6 +295,7 @@ class ResendJob(models.Model):
     processed = models.PositiveIntegerField(default=0)
     resent = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
+    skips = models.JSONField(default=dict, blank=True, help_text="Skipped triggers by reason.")
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -282,6 +325,13 @@ class ExchangeQuerySet(models.QuerySet):
 class Exchange(models.Model):
     """One HTTP request and its response (or network error) with Salesforce, redacted, never changed."""
 
+    class Classification(models.TextChoices):
+        """What an invoke's outcome says of the flow (salesforce-api facts, section 7)."""
+
+        RAN = "ran", "Flow ran"
+        NOT_RUN = "not_run", "Not run: safe to retry"
+        UNKNOWN = "unknown", "Salesforce may have run this attempt"
+
     class Kind(models.TextChoices):
         TOKEN = "token"
         INVOKE = "invoke"
@@ -306,6 +356,12 @@ class Exchange(models.Model):
     response_body = models.TextField(blank=True)
     network_error = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
+    # Invokes only: whether the flow ran, did not, or may have.
+    classification = models.CharField(max_length=8, choices=Classification.choices, blank=True)
+    # The trigger's attempt the call belonged to, and whether its answer came after the trigger was taken back
+    # from that attempt (its lease ran out): a late answer is recorded, but changes nothing.
+    attempt = models.PositiveIntegerField(null=True, blank=True)
+    late = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     objects = ExchangeQuerySet.as_manager()

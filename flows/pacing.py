@@ -46,11 +46,24 @@ def _acquire_script(client: Any) -> Any:
     return script
 
 
+# Kept at the end of every lease for writing the result: no call starts that could end later than this before it.
+SETTLE_SECONDS = 5.0
+
+
+def call_seconds() -> float:
+    """The longest one call to Salesforce can take: its connect and read timeouts, capped in total (the client
+    passes urllib3 a total timeout)."""
+    return settings.FLOWGATE_HTTP_CONNECT_TIMEOUT + settings.FLOWGATE_HTTP_READ_TIMEOUT
+
+
 def lease_seconds() -> float:
-    """How long one dispatch may hold a slot or a SENDING claim: a token request and two REST calls (the
-    second after a 401), each up to its timeouts, plus a few seconds for the database."""
-    per_call = settings.FLOWGATE_HTTP_CONNECT_TIMEOUT + settings.FLOWGATE_HTTP_READ_TIMEOUT
-    return 3 * per_call + 5
+    """How long one dispatch may hold a slot or a SENDING claim: three calls (a token request and an invoke, or
+    after a 401 an invoke, a new token and the invoke again), each capped at call_seconds(), and SETTLE_SECONDS
+    to write the result. Waiting for another process's token request counts against it too: the client starts no
+    call, and stops waiting, when what is left could not hold a whole call (the dispatch then ends, nothing sent,
+    and is retried). So a live worker is always done before its lease runs out; a later result (a frozen process)
+    is fenced off by the claim token."""
+    return 3 * call_seconds() + SETTLE_SECONDS
 
 
 @contextmanager

@@ -23,6 +23,7 @@ SUPPORT_PERMISSIONS = {
     ("flows", "fire_flow"),
     ("flows", "resend_trigger"),
     ("flows", "view_webhookdelivery"),  # deliveries hold no secrets (the signature is redacted)
+    ("flows", "replay_webhookdelivery"),
 }
 # Permissions that only admins may ever hold: a credential page must answer 403 to support.
 CREDENTIAL_MODELS = {"externalclientapp", "apikey", "shopifywebhook"}

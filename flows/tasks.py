@@ -22,8 +22,10 @@ def dispatch_trigger(trigger_id: int) -> None:
 @shared_task(name="flows.sweep_triggers", ignore_result=True)
 def sweep_triggers() -> dict[str, int]:
     from .resend_jobs import resend_jobs_recover
+    from .webhooks.services import deliveries_resume_paused
 
-    return {**services.trigger_sweep(), "jobs_recovered": resend_jobs_recover()}
+    return {**services.trigger_sweep(), "jobs_recovered": resend_jobs_recover(),
+            "deliveries_resumed": deliveries_resume_paused()}
 
 
 @shared_task(name="flows.run_resend_job", acks_late=True, ignore_result=True)

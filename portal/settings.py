@@ -177,6 +177,9 @@ FLOWGATE_TOKEN_CACHE_SECONDS = env.int("FLOWGATE_TOKEN_CACHE_SECONDS", default=3
 # After REQUEST_LIMIT_EXCEEDED (the org's daily API limit), no call to that org for this long; its triggers
 # wait without using a retry.
 FLOWGATE_LIMIT_PAUSE_SECONDS = env.float("FLOWGATE_LIMIT_PAUSE_SECONDS", default=900)
+# After REQUEST_LIMIT_EXCEEDED for too many long requests at once (ConcurrentPerOrgLongTxn), a trigger waits about
+# this many seconds (x0.5 to x1.5) and goes again, without using a retry or pausing the org.
+FLOWGATE_CONCURRENT_LIMIT_BACKOFF = env.float("FLOWGATE_CONCURRENT_LIMIT_BACKOFF", default=5)
 # How long a dispatch waits for one of its org's concurrent-call slots before it is put back in the queue.
 FLOWGATE_SLOT_WAIT = env.float("FLOWGATE_SLOT_WAIT", default=1.0)
 FLOWGATE_EXCHANGE_BODY_LIMIT = env.int("FLOWGATE_EXCHANGE_BODY_LIMIT", default=16384)

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from .emulator import INVALID_SESSION, LIMIT_EXCEEDED, NOT_FOUND, Emulator, Payload, rest_error
+from .emulator import INVALID_SESSION, NO_AFTERMATH, NOT_FOUND, Aftermath, Emulator, Fault, Payload, rest_error
 
 JSON_TYPE = "application/json;charset=UTF-8"
 DATA_PREFIX = "/services/data/"
@@ -15,6 +15,17 @@ TOKEN_PATH = "/services/oauth2/token"
 FLOW_ACTIONS = ["actions", "custom", "flow"]
 UNAVAILABLE_HTML = b"<html><body>Service Unavailable</body></html>"
 UNAVAILABLE_JSON = rest_error("Service unavailable", "SERVER_UNAVAILABLE")
+# Answers of the other fail_status values; never a per-input array, so the client cannot tell whether a flow ran.
+FAULT_BODIES: dict[int, tuple[bytes, Payload]] = {
+    500: (
+        b"<html><body>Internal Server Error</body></html>",
+        rest_error("An unexpected error occurred. Please include this ErrorId if you contact support: "
+                   "1234567890-12345 (-1234567890)", "UNKNOWN_EXCEPTION"),
+    ),
+    502: (b"<html><body>Bad Gateway</body></html>", rest_error("Bad Gateway", "BAD_GATEWAY")),
+    503: (UNAVAILABLE_HTML, UNAVAILABLE_JSON),
+    504: (b"<html><body>Gateway Timeout</body></html>", rest_error("Gateway Timeout", "GATEWAY_TIMEOUT")),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +34,8 @@ class Response:
     body: bytes = b""
     content_type: str = JSON_TYPE
     headers: tuple[tuple[str, str], ...] = ()
+    # The transport closes the connection instead of writing anything (drop_next).
+    drop: bool = False
 
 
 def json_response(status: int, payload: Payload, headers: tuple[tuple[str, str], ...] = ()) -> Response:
@@ -72,16 +85,39 @@ def dispatch(
         emulator.leave(token=token)
 
 
+def _fault_response(fault: Fault) -> Response:
+    html, payload = FAULT_BODIES[fault.status]
+    if fault.html:
+        return Response(fault.status, html, "text/html;charset=UTF-8")
+    return json_response(fault.status, payload)
+
+
+def _is_invoke(method: str, path: str) -> bool:
+    if method != "POST" or not path.startswith(DATA_PREFIX):
+        return False
+    parts = path[len(DATA_PREFIX) :].strip("/").split("/")
+    return len(parts) == 5 and parts[1:4] == FLOW_ACTIONS
+
+
 def _services(
     emulator: Emulator, method: str, path: str, query: str, body: bytes, authorization: str | None, host: str
 ) -> Response:
     if not path.startswith("/services/"):
         return json_response(404, NOT_FOUND)
-    if emulator.take_fault(token=path == TOKEN_PATH):
-        if emulator.fail_html:
-            return Response(503, UNAVAILABLE_HTML, "text/html;charset=UTF-8")
-        return json_response(503, UNAVAILABLE_JSON)
+    fault = emulator.take_fault(token=path == TOKEN_PATH)
+    if fault is None:
+        return _route(emulator, method, path, query, body, authorization, host)
+    if fault.runs_flow and _is_invoke(method, path):
+        # The org took the request and ran the flow; its answer is then lost behind the proxy's fault status.
+        response = _route(emulator, method, path, query, body, authorization, host)
+        if response.drop:
+            return response
+    return _fault_response(fault)
 
+
+def _route(
+    emulator: Emulator, method: str, path: str, query: str, body: bytes, authorization: str | None, host: str
+) -> Response:
     if path == TOKEN_PATH:
         if method != "POST":
             return _method_not_allowed(method, "POST")
@@ -104,10 +140,10 @@ def _rest(emulator: Emulator, method: str, rest_path: str, body: bytes, authoriz
     token = _bearer(authorization)
     if token is None or not emulator.session_valid(token):
         return json_response(401, INVALID_SESSION)
-    allowed, usage = emulator.count_api_call()
+    refusal, usage = emulator.count_api_call()
     headers = (("Sforce-Limit-Info", usage),)
-    if not allowed:
-        return json_response(403, LIMIT_EXCEEDED, headers)
+    if refusal is not None:
+        return json_response(403, refusal, headers)
 
     segment, *parts = rest_path.strip("/").split("/")
     error = emulator.version_error(segment)
@@ -115,6 +151,7 @@ def _rest(emulator: Emulator, method: str, rest_path: str, body: bytes, authoriz
         return json_response(*error, headers)
     version = segment[1:]
 
+    aftermath: Aftermath = NO_AFTERMATH
     if parts == [] or parts == ["limits"]:
         if method != "GET":
             return _method_not_allowed(method, "GET")
@@ -127,18 +164,31 @@ def _rest(emulator: Emulator, method: str, rest_path: str, body: bytes, authoriz
         if method == "GET":
             result = emulator.describe_flow(parts[3])
         elif method == "POST":
-            result = emulator.invoke(parts[3], body)
+            result, aftermath = emulator.invoke(parts[3], body)
         else:
             return _method_not_allowed(method, "GET, POST")
     else:
         result = (404, NOT_FOUND)
+    if aftermath.delay_s:
+        time.sleep(aftermath.delay_s)  # after the flow ran: past the client's read timeout, the answer is lost
+    if aftermath.drop:
+        return Response(0, drop=True)
     return json_response(*result, headers)
 
 
 def _control(emulator: Emulator, method: str, path: str, body: bytes, query: str = "") -> Response:
     """Test hooks: GET state, POST config, POST reset; for benchmarks GET received (when each IndividualId first
     reached an invoke, `?prefix=` filters) and POST forget (clears those records, keeps tokens and counters).
-    Never delayed, faulted or counted."""
+    Never delayed, faulted or counted.
+
+    POST config takes a JSON object of config keys (see `sfemu.emulator.DEFAULT_CONFIG`); the fault switches:
+    fail_next N, fail_until EPOCH (every /services/ call answers fail_status: 500, 502, 503 (default) or 504, as
+    HTML when fail_html else a JSON REST error; with fault_runs_flow true an invoke call runs its flow first),
+    token_fail_next N (503 from the token endpoint), slow_next N / slow_every N (the next N invoke calls, or every
+    Nth, run the flow and answer slow_ms later), drop_next N (the next N invoke calls run the flow, then the
+    connection closes with no answer), limit_next N / long_txn_limit_next N (the next N authenticated REST calls
+    answer 403 REQUEST_LIMIT_EXCEEDED, "TotalRequests Limit exceeded." or "ConcurrentPerOrgLongTxn Limit
+    exceeded", and run nothing), daily_limit, token_error, expire_tokens, token_ttl_seconds, latency_ms."""
     route = path.rstrip("/")
     if route == "/_emulator/state" and method == "GET":
         state = emulator.snapshot()

@@ -1,7 +1,19 @@
 """State of one emulated org (config, tokens, counters) and its Salesforce behaviour.
 
 Everything here is transport-free: methods take parsed request parts and return
-`(http_status, json_payload)`; `sfemu.api` maps paths onto them.
+`(http_status, json_payload)`; `sfemu.api` maps paths onto them. What the transport must do beyond answering (a
+slow answer, a dropped connection) comes back as an `Aftermath`.
+
+Fault switches (config keys) and what the client can conclude from each, as with the real org:
+
+- `fail_next`, `fail_until` (+ `fail_status`, `fail_html`): the edge answers `fail_status` (503 by default)
+  before anything runs; with `fault_runs_flow` an invoke call first runs its flow, as a proxy's 502/504 after
+  the org took the request. `token_fail_next` is the token endpoint's own 503.
+- `slow_next`, `slow_every` (+ `slow_ms`): the flow runs, then the answer waits `slow_ms`: past the client's
+  read timeout, the answer is lost although the flow ran.
+- `drop_next`: the flow runs, then the connection is closed without an answer (a reset mid-response).
+- `limit_next`, `long_txn_limit_next`: 403 REQUEST_LIMIT_EXCEEDED (daily allocation, or too many long requests
+  at once) before anything runs.
 """
 
 from __future__ import annotations
@@ -50,9 +62,19 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "daily_limit": 100_000,
     "fail_prefix": "FAIL",
     "max_version": "66.0",
+    "fail_status": 503,
+    # Whether a fail_next/fail_until fault on an invoke call comes after its flow ran (a proxy losing the answer).
+    "fault_runs_flow": False,
+    "slow_next": 0,
+    "slow_every": 0,
+    "slow_ms": 0,
+    "drop_next": 0,
+    "limit_next": 0,
+    "long_txn_limit_next": 0,
 }
+FAIL_STATUSES = (500, 502, 503, 504)
 COUNTERS = ("token_requests", "api_calls", "invoke_calls", "invoked_inputs", "api_usage", "faults_injected",
-            "in_flight", "max_in_flight", "token_in_flight", "token_max_in_flight")
+            "slow_calls", "dropped_calls", "in_flight", "max_in_flight", "token_in_flight", "token_max_in_flight")
 
 Payload = Any
 Result = tuple[int, Payload]
@@ -65,6 +87,8 @@ def rest_error(message: str, code: str) -> list[dict[str, str]]:
 NOT_FOUND = rest_error("The requested resource does not exist", "NOT_FOUND")
 INVALID_SESSION = rest_error("Session expired or invalid", "INVALID_SESSION_ID")
 LIMIT_EXCEEDED = rest_error("TotalRequests Limit exceeded.", "REQUEST_LIMIT_EXCEEDED")
+# Same code as the daily limit, told apart only by the message; it clears within seconds.
+LONG_TXN_LIMIT_EXCEEDED = rest_error("ConcurrentPerOrgLongTxn Limit exceeded", "REQUEST_LIMIT_EXCEEDED")
 NO_BODY = rest_error(
     "The HTTP entity body is required, but this request has no entity body.", "JSON_PARSER_ERROR"
 )
@@ -107,6 +131,12 @@ def _text(key: str, value: Any) -> str:
     return value
 
 
+def _fail_status(key: str, value: Any) -> int:
+    if isinstance(value, bool) or value not in FAIL_STATUSES:
+        raise ValueError(f"{key} must be one of {', '.join(map(str, FAIL_STATUSES))}")
+    return int(value)
+
+
 def _version(key: str, value: Any) -> str:
     match = None if isinstance(value, bool) else re.fullmatch(r"(\d+)(?:\.0)?", str(value))
     if match is None or int(match[1]) < 1:
@@ -127,6 +157,14 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "api_usage": lambda key, value: _non_negative(key, value, integer=True),
     "fail_prefix": _text,
     "max_version": _version,
+    "fail_status": _fail_status,
+    "fault_runs_flow": _flag,
+    "slow_next": lambda key, value: _non_negative(key, value, integer=True),
+    "slow_every": lambda key, value: _non_negative(key, value, integer=True),
+    "slow_ms": _non_negative,
+    "drop_next": lambda key, value: _non_negative(key, value, integer=True),
+    "limit_next": lambda key, value: _non_negative(key, value, integer=True),
+    "long_txn_limit_next": lambda key, value: _non_negative(key, value, integer=True),
 }
 CONFIG_KEYS = frozenset(_VALIDATORS)
 
@@ -136,6 +174,26 @@ def _validated(changes: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown config key(s): {', '.join(unknown)}")
     return {key: _VALIDATORS[key](key, value) for key, value in changes.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """An injected fail_next/fail_until/token_fail_next answer, decided with the config of that moment."""
+
+    status: int
+    html: bool
+    runs_flow: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Aftermath:
+    """What happens to an invoke call's answer after its flow ran."""
+
+    delay_s: float = 0
+    drop: bool = False
+
+
+NO_AFTERMATH = Aftermath()
 
 
 @dataclass(slots=True)
@@ -255,21 +313,23 @@ class Emulator:
 
     # --- request handling ---
 
-    def take_fault(self, *, token: bool = False) -> bool:
-        """Whether this request must answer 503 (outage window, one of the next `fail_next`, or for a token
-        request one of the next `token_fail_next`)."""
+    def take_fault(self, *, token: bool = False) -> Fault | None:
+        """The fault this request must answer with (outage window, one of the next `fail_next`, or for a token
+        request one of the next `token_fail_next`), or None."""
         with self._lock:
             config = self._config
+            status = config["fail_status"]
             if config["fail_until"] and time.time() < config["fail_until"]:
                 pass
             elif token and config["token_fail_next"] > 0:
                 config["token_fail_next"] -= 1
+                status = 503  # the token endpoint's own switch predates fail_status and stays a plain outage
             elif config["fail_next"] > 0:
                 config["fail_next"] -= 1
             else:
-                return False
+                return None
             self._counters["faults_injected"] += 1
-            return True
+            return Fault(status, bool(config["fail_html"]), bool(config["fault_runs_flow"]))
 
     def request_token(self, form: dict[str, str], authorization: str | None, host: str) -> Result:
         with self._lock:
@@ -319,16 +379,27 @@ class Emulator:
             ttl = self._config["token_ttl_seconds"]
             return not ttl or time.monotonic() - record.issued_at < ttl
 
-    def count_api_call(self) -> tuple[bool, str]:
-        """Count one authenticated REST call; returns (within daily limit, Sforce-Limit-Info value)."""
+    def count_api_call(self) -> tuple[Payload | None, str]:
+        """Count one authenticated REST call; returns (the 403 body refusing it or None, Sforce-Limit-Info value).
+        Injected refusals (`limit_next`, then `long_txn_limit_next`) come first and use no allocation."""
         with self._lock:
-            counters = self._counters
+            counters, config = self._counters, self._config
             counters["api_calls"] += 1
-            limit = self._config["daily_limit"]
-            allowed = counters["api_usage"] < limit
-            if allowed:
+            limit = config["daily_limit"]
+            refusal = None
+            if config["limit_next"] > 0:
+                config["limit_next"] -= 1
+                refusal = LIMIT_EXCEEDED
+            elif config["long_txn_limit_next"] > 0:
+                config["long_txn_limit_next"] -= 1
+                refusal = LONG_TXN_LIMIT_EXCEEDED
+            if refusal is not None:
+                counters["faults_injected"] += 1
+            elif counters["api_usage"] < limit:
                 counters["api_usage"] += 1
-            return allowed, f"api-usage={counters['api_usage']}/{limit}"
+            else:
+                refusal = LIMIT_EXCEEDED
+            return refusal, f"api-usage={counters['api_usage']}/{limit}"
 
     def versions(self) -> list[dict[str, str]]:
         top = int(self._config["max_version"].split(".")[0])
@@ -365,10 +436,33 @@ class Emulator:
         flow = FLOWS.get(name)
         return (200, flow.describe()) if flow else (404, NOT_FOUND)
 
-    def invoke(self, name: str, body: bytes) -> Result:
+    def invoke(self, name: str, body: bytes) -> tuple[Result, Aftermath]:
+        """Run a flow action; returns its answer and what must happen to that answer (slow_*, drop_next)."""
         with self._lock:
             self._counters["invoke_calls"] += 1
             fail_prefix = self._config["fail_prefix"]
+            aftermath = self._aftermath_locked()
+        return self._run_flow(name, body, fail_prefix), aftermath
+
+    def _aftermath_locked(self) -> Aftermath:
+        config, counters = self._config, self._counters
+        every = config["slow_every"]
+        # Counted on invoke_calls so that "every Nth" means the same thing to a test reading the counters.
+        slow = bool(every) and counters["invoke_calls"] % every == 0
+        if config["slow_next"] > 0:
+            config["slow_next"] -= 1
+            slow = True
+        drop = config["drop_next"] > 0
+        if drop:
+            config["drop_next"] -= 1
+        if not (slow or drop):
+            return NO_AFTERMATH
+        counters["slow_calls"] += slow
+        counters["dropped_calls"] += drop
+        counters["faults_injected"] += 1
+        return Aftermath(config["slow_ms"] / 1000 if slow else 0, drop)
+
+    def _run_flow(self, name: str, body: bytes, fail_prefix: str) -> Result:
         flow = FLOWS.get(name)
         if flow is None:
             return 404, NOT_FOUND

@@ -84,7 +84,23 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # an emulator bug must not kill the connection silently
             traceback.print_exc(file=sys.stderr)
             response = json_response(500, rest_error("Emulator internal error", "UNKNOWN_EXCEPTION"))
-        self._send(response)
+        if response.drop:
+            return self._drop()
+        try:
+            self._send(response)
+        except (BrokenPipeError, ConnectionResetError):
+            # Expected after slow_* answers: the client's read timeout gave up on this connection already.
+            self.close_connection = True
+
+    def _drop(self) -> None:
+        """Close the connection without a byte of answer: the client sees it cut mid-response, after the
+        request was taken (unlike a refused connection, which proves nothing ran)."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        # Closing is left to the server's shutdown_request, which also forgets the connection.
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 

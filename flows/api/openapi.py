@@ -82,10 +82,16 @@ SCHEMAS: dict[str, Any] = {
     },
     "Trigger": {
         "type": "object",
-        "required": ["id", "status", "attempts", "outputs", "error", "url", "created_at", "finished_at", "resends"],
+        "required": ["id", "key", "status", "attempts", "outputs", "error", "url", "created_at", "finished_at",
+                     "resends"],
         "properties": {
             "id": {"type": "integer", "minimum": 1},
-            "status": TRIGGER_STATUS,
+            "key": {"type": "string", "format": "uuid",
+                    "description": "The trigger's own id, the same on every automatic retry (a re-send gets a new "
+                                   "one). Sent to the flow in its trigger id input when the flow has one."},
+            "status": {**TRIGGER_STATUS, "description": "unknown: the flow's delivery is at most once and "
+                                                        "Salesforce's answer was lost, so it may have run; a person "
+                                                        "decides (Mark as delivered, or Re-send)."},
             "attempts": {"type": "integer", "minimum": 0},
             "outputs": {"description": "The flow's output variables once it succeeded, else null."},
             "error": _ref("TriggerError"),

@@ -49,10 +49,11 @@ def trigger_accepted_dict(trigger: Trigger) -> dict[str, Any]:
 
 def trigger_api_dict(trigger: Trigger) -> dict[str, Any]:
     """GET /api/v1/triggers/{id}: trigger_as_dict's id, status, attempts, outputs and error (with its hint),
-    plus times and re-sends."""
+    plus its key, times and re-sends."""
     resends = trigger.resends.order_by("id").values_list("pk", flat=True)
     return {
         **trigger_as_dict(trigger),
+        "key": str(trigger.key),
         "url": trigger_url(trigger.pk),
         "created_at": trigger.created_at.isoformat(),
         "finished_at": trigger.finished_at.isoformat() if trigger.finished_at else None,

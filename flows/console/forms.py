@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.utils import timezone
 
-from ..inputs import parse_text_items
-from ..models import Flow, FlowInput, Org, Trigger
+from ..inputs import caller_inputs, parse_text_items
+from ..models import Flow, FlowInput, Org, ResendJob, Trigger
 
 STATUS_CHOICES = [("", "any status"), *Trigger.Status.choices]
 SOURCE_CHOICES = [("", "any source"), *Trigger.Source.choices]
@@ -56,6 +57,39 @@ class TriggerFilterForm(forms.Form):
         return params
 
 
+def describe_filter(params: Mapping[str, str]) -> str:
+    """A console filter (TriggerFilterForm.params) in words, for the pages that confirm or report a re-send."""
+    words = []
+    if q := params.get("q"):
+        words.append(f"with an input equal to “{q}” (or trigger id {q})" if q.isascii() and q.isdigit()
+                     else f"with an input equal to “{q}”")
+    if org := params.get("org"):
+        words.append(f"in the org {org}")
+    if flow_id := params.get("flow"):
+        flow = Flow.objects.select_related("org").filter(pk=flow_id).first() if flow_id.isdigit() else None
+        words.append(f"of the flow {flow or f'#{flow_id} (deleted)'}")
+    if source := params.get("source"):
+        words.append(f"from the source {source}")
+    if error_code := params.get("error_code"):
+        words.append(f"with the error code {error_code}")
+    if date_from := params.get("date_from"):
+        words.append(f"created on {date_from} or later")
+    if date_to := params.get("date_to"):
+        words.append(f"created on {date_to} or earlier")
+    status = params.get("status")
+    subject = f"every {status} trigger" if status else "every trigger"
+    if not words:
+        return subject if status else "every trigger (no filter)"
+    return f"{subject} {', '.join(words)}"
+
+
+def describe_job(job: ResendJob) -> str:
+    if job.trigger_ids is not None:
+        n = len(job.trigger_ids)
+        return f"{n} trigger{'s' if n != 1 else ''} selected in the admin"
+    return describe_filter(job.filters)
+
+
 def _json_number(value: Decimal | None) -> int | float | None:
     if value is None:
         return None
@@ -68,7 +102,7 @@ class FireForm(forms.Form):
     def __init__(self, *args: Any, flow: Flow, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.flow = flow
-        self.schema = list(flow.inputs.all())
+        self.schema = caller_inputs(flow)  # never the trigger id input: Flowgate fills it
         for field in self.schema:
             self.fields[field.name] = self._form_field(field)
 

@@ -13,15 +13,19 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import services
 from ..inputs import InputValidationError
 from ..models import Flow, Org, ResendJob, Trigger
-from ..resend_jobs import resend_job_create, resend_job_outcomes, triggers_resend
-from ..selectors import flow_stats_last_day, trigger_filter, trigger_page, triggers_with_successful_resend
-from .forms import FireForm, TriggerFilterForm
+from ..resend_jobs import ResendOutcome, resend_job_create, resend_job_outcomes, triggers_resend
+from ..selectors import (
+    IN_FLIGHT, chain_counts, chain_members, chain_states, flow_stats_last_day, trigger_filter, trigger_page,
+)
+from .forms import FireForm, TriggerFilterForm, describe_filter, describe_job
 
 MAX_SELECTED = 200
 
@@ -68,11 +72,14 @@ def trigger_list(request: HttpRequest) -> HttpResponse:
         params = form.params
         before = request.GET.get("before", "")
         rows, next_before = trigger_page(trigger_filter(params), before=int(before) if before.isascii() and before.isdigit() else None)
+    states = chain_states({t.chain_origin_id for t in rows}) if rows else {}
+    for row in rows:  # a newer trigger of its chain: this one was re-sent (the row links to the newest)
+        state = states.get(row.chain_origin_id)
+        row.resent_as = state.newest if state and state.newest[0] > row.pk else None
     query = urlencode(params)
     return render_console(request, "console/trigger_list.html", {
         "title": "Triggers", "form": form, "rows": rows, "query": query, "next_before": next_before,
-        "first_page": bool(request.GET.get("before")), "already_resent": triggers_with_successful_resend(
-            [t.pk for t in rows]),
+        "first_page": bool(request.GET.get("before")),
         "can_resend": request.user.has_perm("flows.resend_trigger"),
         "here": request.get_full_path(),
     })
@@ -89,11 +96,14 @@ def _trigger_context(trigger: Trigger) -> dict[str, Any]:
 
 @console_view("flows.view_trigger")
 def trigger_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    trigger = get_object_or_404(Trigger.objects.select_related("flow__org", "actor", "resend_of"), pk=pk)
+    trigger = get_object_or_404(Trigger.objects.select_related("flow__org", "actor", "resend_of", "delivered_by"),
+                                pk=pk)
+    chain = chain_members(trigger.chain_origin_id)
     return render_console(request, "console/trigger_detail.html", {
         "title": f"Trigger {trigger.pk}", **_trigger_context(trigger),
-        "can_resend": request.user.has_perm("flows.resend_trigger"),
-        "has_successful_resend": services.trigger_has_successful_resend(trigger),
+        "can_resend": request.user.has_perm("flows.resend_trigger"), "chain": chain if len(chain) > 1 else [],
+        "chain_delivered": [t for t in chain if t.status in Trigger.DELIVERED],
+        "chain_in_flight": [t for t in chain if t.status in IN_FLIGHT],
     })
 
 
@@ -104,22 +114,77 @@ def trigger_live(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "console/_trigger_live.html", _trigger_context(trigger))
 
 
+def _report(request: HttpRequest, outcome: ResendOutcome) -> None:
+    """What a re-send did, as messages: the new triggers linked, each skip with its reason."""
+    if outcome.resent:
+        shown = outcome.resent[:20]
+        links = format_html_join(", ", '<a href="{}">#{}</a>',
+                                 ((reverse("console:trigger", args=[t.pk]), t.pk) for t in shown))
+        more = f" and {len(outcome.resent) - len(shown)} more" if len(outcome.resent) > len(shown) else ""
+        messages.success(request, format_html(
+            "Re-sent {} chain{} (one new trigger each): {}{}{}", len(outcome.resent),
+            "s" if len(outcome.resent) != 1 else "", links, more,
+            f"; skipped {len(outcome.skipped)} trigger{'s' if len(outcome.skipped) != 1 else ''}."
+            if outcome.skipped else "."))
+    elif outcome.skipped:
+        messages.warning(request, f"Nothing re-sent; skipped {len(outcome.skipped)} "
+                                  f"trigger{'s' if len(outcome.skipped) != 1 else ''}.")
+    for skip in outcome.skipped[:10]:
+        messages.warning(request, str(skip))
+    if len(outcome.skipped) > 10:
+        messages.warning(request, f"… and {len(outcome.skipped) - 10} more skipped.")
+
+
 @require_POST
 @console_view("flows.view_trigger", "flows.resend_trigger")
 def trigger_resend(request: HttpRequest, pk: int) -> HttpResponse:
     trigger = get_object_or_404(Trigger.objects.select_related("flow__org"), pk=pk)
-    if services.trigger_has_successful_resend(trigger) and request.POST.get("confirm") != "yes":
-        return render_console(request, "console/resend_confirm.html", {
-            "title": "Re-send again?", "trigger": trigger, "next": request.POST.get("next", ""),
-            "successful": trigger.resends.filter(status=Trigger.Status.SUCCEEDED).order_by("id"),
-        })
-    try:
-        resend = services.trigger_resend(trigger=trigger, actor=request.user)
-    except InputValidationError as invalid:
-        messages.error(request, f"Trigger {trigger.pk} cannot be re-sent: {invalid}")
+    confirmed = request.POST.get("confirm") == "yes"
+    chain = chain_members(trigger.chain_origin_id)
+    on_its_way = [t for t in chain if t.status in IN_FLIGHT]
+    delivered = [t for t in chain if t.status in Trigger.DELIVERED]
+    if on_its_way:
+        messages.warning(request, format_html(
+            'Trigger {} was not re-sent: <a href="{}">trigger {}</a> of its chain is still on its way ({}); a '
+            're-send now could reach the customer twice. Wait for its outcome.', trigger.pk,
+            reverse("console:trigger", args=[on_its_way[-1].pk]), on_its_way[-1].pk, on_its_way[-1].status))
         return redirect("console:trigger", pk=trigger.pk)
-    messages.success(request, f"Trigger {trigger.pk} re-sent as trigger {resend.pk}.")
+    if delivered and not confirmed:
+        return render_console(request, "console/resend_confirm.html", {
+            "title": f"Re-send trigger {trigger.pk} again?", "trigger": trigger, "next": request.POST.get("next", ""),
+            "delivered": delivered, "origin": chain[0] if chain else trigger,
+        })
+    outcome = triggers_resend(triggers=[trigger], actor=request.user, include_delivered=confirmed)
+    if not outcome.resent:
+        [skip] = outcome.skipped
+        messages.error(request, f"Trigger {trigger.pk} cannot be re-sent: {skip.detail}")
+        return redirect("console:trigger", pk=trigger.pk)
+    [resend] = outcome.resent
+    messages.success(request, f"Trigger {trigger.pk} re-sent as trigger {resend.pk}"
+                              + (f" (from its original, trigger {resend.resend_of_id})."
+                                 if resend.resend_of_id != trigger.pk else "."))
     return redirect("console:trigger", pk=resend.pk)
+
+
+@require_POST
+@console_view("flows.view_trigger", "flows.resend_trigger")
+def trigger_mark_delivered(request: HttpRequest, pk: int) -> HttpResponse:
+    """A person checked in Salesforce that an unknown trigger reached the customer."""
+    trigger = get_object_or_404(Trigger.objects.select_related("delivered_by"), pk=pk)
+    try:
+        services.trigger_mark_delivered(trigger=trigger, actor=request.user)
+    except services.NotUnknown:
+        trigger.refresh_from_db()
+        if trigger.delivered_by_id or trigger.delivered_at:
+            who = trigger.delivered_by.get_username() if trigger.delivered_by else "someone"
+            messages.error(request, f"Trigger {trigger.pk} was already marked as delivered by {who} at "
+                                    f"{timezone.localtime(trigger.delivered_at):%Y-%m-%d %H:%M:%S}: nothing changed.")
+        else:
+            messages.error(request, f"Trigger {trigger.pk} is {trigger.status}, not unknown: only a trigger whose "
+                                    f"outcome is unknown can be marked as delivered. Nothing changed.")
+    else:
+        messages.success(request, f"Trigger {trigger.pk} marked as delivered.")
+    return redirect("console:trigger", pk=trigger.pk)
 
 
 @require_POST
@@ -131,18 +196,18 @@ def triggers_resend_selected(request: HttpRequest) -> HttpResponse:
     if not triggers:
         messages.warning(request, "Select the triggers to re-send first.")
         return redirect(back)
-    already = triggers_with_successful_resend([t.pk for t in triggers])
     confirm = request.POST.get("confirm")
-    if already and confirm not in ("all", "skip"):
+    states = chain_states({t.chain_origin_id for t in triggers})
+    delivered = {origin: state for origin, state in states.items() if state.delivered and not state.in_flight}
+    if delivered and confirm not in ("all", "skip"):
+        in_flight = sum(1 for state in states.values() if state.in_flight)
         return render_console(request, "console/resend_selected_confirm.html", {
-            "title": "Some were re-sent successfully already", "triggers": triggers, "already": already,
-            "others": len(triggers) - len(already), "next": back,
+            "title": "Some of these already reached the customer", "triggers": triggers, "next": back,
+            "chains": len(states), "delivered": sorted(delivered.values(), key=lambda s: s.origin_id),
+            "in_flight": in_flight, "others": len(states) - len(delivered) - in_flight,
+            "with_delivered": len(states) - in_flight,
         })
-    outcome = triggers_resend(triggers=triggers, actor=request.user, include_already_resent=confirm == "all")
-    messages.success(request, f"Re-sent {len(outcome.resent)} trigger{'s' if len(outcome.resent) != 1 else ''}"
-                              + (f"; skipped {len(outcome.skipped)}." if outcome.skipped else "."))
-    for trigger, reason in outcome.skipped[:10]:
-        messages.warning(request, f"Trigger {trigger.pk} skipped: {reason}")
+    _report(request, triggers_resend(triggers=triggers, actor=request.user, include_delivered=confirm == "all"))
     return redirect(back)
 
 
@@ -157,13 +222,11 @@ def triggers_resend_all(request: HttpRequest) -> HttpResponse:
     params = form.params
     if request.method == "POST":
         job = resend_job_create(params=params, actor=request.user,
-                                include_already_resent=request.POST.get("include_already_resent") == "on")
+                                include_delivered=request.POST.get("include_delivered") == "on")
         return redirect("console:job", pk=job.pk)
-    matching = trigger_filter(params)
-    already = Trigger.objects.filter(resend_of__in=matching.values("pk"), status=Trigger.Status.SUCCEEDED)
     return render_console(request, "console/resend_all_confirm.html", {
-        "title": "Re-send every matching trigger", "params": params, "count": matching.count(),
-        "already_count": already.values("resend_of").distinct().count(), "query": urlencode(params),
+        "title": "Re-send every matching trigger", "params": params, "filter_words": describe_filter(params),
+        "counts": chain_counts(trigger_filter(params)), "query": urlencode(params),
     })
 
 
@@ -172,7 +235,9 @@ def triggers_resend_all(request: HttpRequest) -> HttpResponse:
 
 @console_view("flows.view_resendjob")
 def job_list(request: HttpRequest) -> HttpResponse:
-    jobs = ResendJob.objects.select_related("created_by")[:100]
+    jobs = list(ResendJob.objects.select_related("created_by")[:100])
+    for job in jobs:
+        job.scope = describe_job(job)
     return render_console(request, "console/job_list.html", {"title": "Re-send jobs", "jobs": jobs})
 
 
@@ -182,7 +247,8 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     outcomes = resend_job_outcomes(job)
     pending = sum(n for status, n in outcomes.items() if status not in Trigger.FINAL)
     context = {"title": f"Re-send job {job.pk}", "job": job, "outcomes": outcomes, "pending": pending,
-               "live": not job.is_final or pending > 0, "filter_query": urlencode(job.filters)}
+               "live": not job.is_final or pending > 0, "filter_query": urlencode(job.filters),
+               "scope": describe_job(job), "skips": sorted(job.skips.items(), key=lambda kv: -kv[1])}
     template = "console/_job_live.html" if request.GET.get("partial") else "console/job_detail.html"
     return render_console(request, template, context)
 

@@ -16,12 +16,17 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 from django.utils import timezone
+from urllib3.util import Timeout
 
 from ..hosts import DisallowedHost, check_url
 from ..models import Exchange, ExternalClientApp, Org, Trigger
+from ..pacing import call_seconds
 from . import tokens
-from .errors import FLOW_NOT_FOUND_HINT, REST_ERROR_HINTS, SalesforceError, token_error_hint
-from .recording import record_exchange
+from .errors import (
+    FLOW_NOT_FOUND_HINT, HINTS, NOT_RUN, SalesforceError, flow_error_hint, invoke_outcome, network_failure,
+    token_error_hint,
+)
+from .recording import Claim, record_exchange
 
 _session: requests.Session | None = None
 _session_lock = threading.Lock()
@@ -82,6 +87,10 @@ class InvocationResult:
         return str(self.errors[0].get("statusCode") or "FLOW_ERROR") if self.errors else "FLOW_ERROR"
 
     @property
+    def hint(self) -> str:
+        return flow_error_hint(self.error_code)
+
+    @property
     def error_message(self) -> str:
         messages = [str(e.get("message") or "") for e in self.errors]
         return "; ".join(m for m in messages if m) or "Salesforce reported the interview failed without a message."
@@ -97,11 +106,27 @@ def parse_limit_info(header: str) -> dict[str, tuple[int, int]]:
     return usage
 
 
+def _per_input_answer(body: Any, inputs: int) -> bool:
+    """Whether an invoke's body is Salesforce's per-input result array (one element per input)."""
+    return isinstance(body, list) and len(body) == inputs and all(
+        isinstance(element, dict) and "isSuccess" in element for element in body
+    )
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    """The body as JSON (None when it is not), parsed once per response."""
+    if not hasattr(response, "_flowgate_json"):
+        try:
+            response._flowgate_json = response.json()
+        except ValueError:
+            response._flowgate_json = None
+    return response._flowgate_json
+
+
 def _error_body(response: requests.Response) -> tuple[str, str]:
     """(errorCode, message) from a REST error body, which may be a JSON array, an object, or HTML."""
-    try:
-        body = response.json()
-    except ValueError:
+    body = _json_or_none(response)
+    if body is None:
         text = re.sub(r"<[^>]+>", " ", response.text or "")
         text = html.unescape(re.sub(r"\s+", " ", text)).strip()
         return "", text[:300]
@@ -118,13 +143,18 @@ class SalesforceClient:
     """Talks to one org. Every request passes `_send`, which checks the host and records the Exchange."""
 
     def __init__(self, org: Org, app: ExternalClientApp | None = None, *,
-                 credential_version: str | None = None) -> None:
+                 credential_version: str | None = None, claim: Claim | None = None) -> None:
         """`credential_version`, when the caller read it with its own rows (selectors.trigger_for_dispatch), spares
         reading the External Client App while its token is cached: the app's secrets are only needed to request
-        a new token."""
+        a new token.
+
+        `claim`, for a dispatch: its invokes are recorded with the claim's attempt (and as late when the trigger
+        was taken back meanwhile), and no call starts that could not end, at its full timeouts, before the
+        claim's deadline; nor does waiting for another process's token request outlast it."""
         self.org = org
         self._app = app
         self._credential_version = credential_version
+        self.claim = claim
 
     # --- public calls -----------------------------------------------------------------------------
 
@@ -132,21 +162,20 @@ class SalesforceClient:
                triggers: list[Trigger] | None = None) -> list[InvocationResult]:
         """One Actions call; `triggers` (a micro-batch, one per input) share the call's Exchange."""
         response = self._rest(Exchange.Kind.INVOKE, "POST", f"actions/custom/flow/{flow_api_name}",
-                              json_body={"inputs": inputs}, trigger=trigger, batch=triggers)
-        body = self._json_or_none(response)
+                              json_body={"inputs": inputs}, trigger=trigger, batch=triggers, inputs=len(inputs))
+        body = _json_or_none(response)
         # Any failing input turns the whole answer into a 400, yet the body still holds one element per input:
         # each element's isSuccess is the truth, not the status.
-        if response.status_code in (200, 400) and isinstance(body, list) and len(body) == len(inputs) and all(
-            isinstance(element, dict) and "isSuccess" in element for element in body
-        ):
+        if response.status_code in (200, 400) and _per_input_answer(body, len(inputs)):
             return [InvocationResult.from_element(element) for element in body]
+        outcome = invoke_outcome(response.status_code, False)
         if response.status_code == 200:
             raise SalesforceError(
                 "UNEXPECTED_RESPONSE",
                 f"Salesforce answered 200 with {len(body) if isinstance(body, list) else 'no'} result elements for "
-                f"{len(inputs)} inputs.", permanent=True, status=200,
+                f"{len(inputs)} inputs.", permanent=True, status=200, outcome=outcome,
             )
-        raise self._error(response, Exchange.Kind.INVOKE)
+        raise self._error(response, Exchange.Kind.INVOKE, outcome=outcome)
 
     def describe_flow(self, flow_api_name: str) -> dict[str, Any]:
         return self._rest_json(Exchange.Kind.DESCRIBE, f"actions/custom/flow/{flow_api_name}")
@@ -163,12 +192,14 @@ class SalesforceClient:
         response = self._send(Exchange.Kind.VERSIONS, "GET", f"{self._my_domain()}/services/data/", headers={})
         if response.status_code != 200:
             raise self._error(response, Exchange.Kind.VERSIONS)
-        body = self._json_or_none(response)
+        body = _json_or_none(response)
         return [v for v in body if isinstance(v, dict)] if isinstance(body, list) else []
 
     def fetch_token(self) -> tokens.Token:
-        """A token for this org, from the shared cache or one token request."""
-        return tokens.get_token_at(self._token_key(), self._request_token)
+        """A token for this org, from the shared cache or one token request (waited for only while a call could
+        still follow it within the claim's deadline)."""
+        wait_until = self.claim.deadline - call_seconds() if self.claim else None
+        return tokens.get_token_at(self._token_key(), self._request_token, wait_until=wait_until)
 
     # --- internals --------------------------------------------------------------------------------
 
@@ -205,7 +236,7 @@ class SalesforceClient:
             data={"grant_type": "client_credentials", "client_id": key, "client_secret": secret},
             secrets=(key, secret),
         )
-        body = self._json_or_none(response)
+        body = _json_or_none(response)
         if response.status_code == 200 and isinstance(body, dict) and body.get("access_token"):
             instance_url = str(body.get("instance_url") or self._my_domain())
             try:
@@ -223,7 +254,8 @@ class SalesforceClient:
         raise self._error(response, Exchange.Kind.TOKEN)
 
     def _rest(self, kind: str, method: str, path: str, *, json_body: Any = None,
-              trigger: Trigger | None = None, batch: list[Trigger] | None = None) -> requests.Response:
+              trigger: Trigger | None = None, batch: list[Trigger] | None = None,
+              inputs: int | None = None) -> requests.Response:
         for attempt in (1, 2):
             token = self.fetch_token()
             url = f"{token.instance_url}/services/data/{self.org.api_version}/{path}"
@@ -233,7 +265,7 @@ class SalesforceClient:
                 headers["Content-Type"] = "application/json"
                 body = json.dumps(json_body, ensure_ascii=False).encode()
             response = self._send(kind, method, url, headers=headers, data=body, trigger=trigger, batch=batch,
-                                  secrets=(token.access_token,))
+                                  secrets=(token.access_token,), inputs=inputs)
             self._note_limits(response, throttle=kind == Exchange.Kind.INVOKE)
             if response.status_code == 401 and attempt == 1 and _error_body(response)[0] == "INVALID_SESSION_ID":
                 # The session ended (Salesforce gives tokens no expiry): one new token, one more try.
@@ -246,32 +278,46 @@ class SalesforceClient:
         response = self._rest(kind, "GET", path)
         if response.status_code != 200:
             raise self._error(response, kind)
-        return self._json_or_none(response)
+        return _json_or_none(response)
 
     def _send(self, kind: str, method: str, url: str, *, headers: dict[str, str], data: Any = None,
               trigger: Trigger | None = None, batch: list[Trigger] | None = None,
-              secrets: tuple[str, ...] = ()) -> requests.Response:
+              secrets: tuple[str, ...] = (), inputs: int | None = None) -> requests.Response:
+        """One HTTP call, recorded. `inputs` (an invoke's input count) makes the Exchange say whether the flow
+        ran, did not, or may have."""
         try:
             check_url(url)
         except DisallowedHost as error:
-            raise SalesforceError("DISALLOWED_HOST", str(error), permanent=True,
-                                  hint="Fix the org's My Domain URL.") from None
+            raise SalesforceError("DISALLOWED_HOST", str(error), permanent=True) from None
+        cap = call_seconds()
+        if self.claim is not None and time.monotonic() + cap > self.claim.deadline:
+            raise SalesforceError(
+                "LEASE_EXHAUSTED", "Not enough of this attempt's lease was left for another call to Salesforce.",
+                permanent=False,
+            )
         request = requests.Request(method, url, headers=headers, data=data).prepare()
         parts = urlsplit(url)
         proxies = dict(_proxies_for(f"{parts.scheme}://{parts.netloc}"))
         started = time.monotonic()
         response: requests.Response | None = None
+        failure: SalesforceError | None = None
         network_error = ""
         try:
-            response = http_session().send(
-                request, allow_redirects=False, proxies=proxies,
-                timeout=(settings.FLOWGATE_HTTP_CONNECT_TIMEOUT, settings.FLOWGATE_HTTP_READ_TIMEOUT),
-            )
-        except requests.Timeout as error:
-            network_error = f"Timeout: {error}"
+            # `total` caps the whole call, so the claim's lease can be worked out from the timeouts.
+            response = http_session().send(request, allow_redirects=False, proxies=proxies, timeout=Timeout(
+                connect=settings.FLOWGATE_HTTP_CONNECT_TIMEOUT, read=settings.FLOWGATE_HTTP_READ_TIMEOUT, total=cap,
+            ))
         except requests.RequestException as error:
             network_error = f"{type(error).__name__}: {error}"
+            failure = network_failure(error, url, flow_call=inputs is not None)
         duration_ms = int((time.monotonic() - started) * 1000)
+        classification = ""
+        if inputs is not None:
+            if response is not None:
+                classification = invoke_outcome(response.status_code, response.status_code in (200, 400) and (
+                    _per_input_answer(_json_or_none(response), inputs)))
+            else:
+                classification = failure.outcome if failure else NOT_RUN
         record_exchange(
             org=self.org, trigger=trigger, batch=batch, kind=kind, method=method, url=url,
             request_headers=dict(request.headers), request_body=request.body,
@@ -279,13 +325,13 @@ class SalesforceClient:
             response_headers=dict(response.headers) if response is not None else None,
             response_body=response.content if response is not None else None,
             network_error=network_error, duration_ms=duration_ms, secrets=secrets,
+            classification=classification, claim=self.claim if inputs is not None else None,
         )
-        if response is None:
-            code = "TIMEOUT" if network_error.startswith("Timeout") else "NETWORK_ERROR"
-            raise SalesforceError(code, network_error[:500], permanent=False)
+        if failure is not None:
+            raise failure
         return response
 
-    def _error(self, response: requests.Response, kind: str) -> SalesforceError:
+    def _error(self, response: requests.Response, kind: str, *, outcome: str = NOT_RUN) -> SalesforceError:
         status = response.status_code
         code, message = _error_body(response)
         code = code or f"HTTP_{status}"
@@ -293,14 +339,16 @@ class SalesforceClient:
         if 300 <= status < 400:
             location = response.headers.get("Location", "")
             return SalesforceError("REDIRECT", f"Salesforce redirected to {location or 'elsewhere'}; not followed.",
-                                   permanent=True, status=status, hint="Check the org's My Domain URL.")
+                                   permanent=True, status=status)
         transient = status >= 500 or status == 429 or code == "REQUEST_LIMIT_EXCEEDED"
-        hint = REST_ERROR_HINTS.get(code, "")
+        hint = HINTS.get(code, "")
         if status == 404 and kind in (Exchange.Kind.INVOKE, Exchange.Kind.DESCRIBE):
             hint = FLOW_NOT_FOUND_HINT
         elif status == 410:
-            hint = REST_ERROR_HINTS["API_VERSION_RETIRED"]
-        return SalesforceError(code, message, permanent=not transient, status=status, hint=hint)
+            hint = HINTS["API_VERSION_RETIRED"]
+        elif code == "REQUEST_LIMIT_EXCEEDED" and "totalrequests" not in message.replace(" ", "").lower():
+            hint = HINTS["CONCURRENT_LIMIT"]
+        return SalesforceError(code, message, permanent=not transient, status=status, hint=hint, outcome=outcome)
 
     def _note_limits(self, response: requests.Response, *, throttle: bool = False) -> None:
         usage = parse_limit_info(response.headers.get("Sforce-Limit-Info", "")).get("api-usage")
@@ -314,9 +362,3 @@ class SalesforceClient:
             api_usage_used=usage[0], api_usage_max=usage[1], api_usage_seen_at=timezone.now()
         )
 
-    @staticmethod
-    def _json_or_none(response: requests.Response) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            return None

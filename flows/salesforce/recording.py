@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
+from django.db.models import Exists
 
 from ..models import Exchange, Org, Trigger
 
@@ -68,6 +70,16 @@ def truncate(text: str, limit: int | None = None) -> str:
     return f"{text[:limit]}\n…[truncated {len(text) - limit} more characters]"
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A dispatch's hold on its triggers: the token its claim wrote on them, the attempt it is (None for a
+    micro-batch, whose triggers each have their own), and the time.monotonic() by which its last call must end."""
+
+    token: str
+    attempt: int | None
+    deadline: float
+
+
 def record_exchange(
     *,
     org: Org,
@@ -84,7 +96,11 @@ def record_exchange(
     network_error: str = "",
     duration_ms: int = 0,
     secrets: Iterable[str] = (),
+    classification: str = "",
+    claim: Claim | None = None,
 ) -> Exchange:
+    """Saves one exchange, redacted. With a `claim`, the exchange carries its attempt, and is late when none of
+    its triggers is still held by that claim: decided in the INSERT itself, as the answer is recorded."""
     secrets = [s for s in secrets if s]
     request_type = next((v for k, v in request_headers.items() if k.lower() == "content-type"), "")
     response_headers = dict(response_headers or {})
@@ -102,7 +118,15 @@ def record_exchange(
         response_body=truncate(redact_body(response_body, response_type, secrets)),
         network_error=truncate(scrub(network_error, secrets), 2000),
         duration_ms=duration_ms,
+        classification=classification,
+        attempt=claim.attempt if claim else None,
+        late=~Exists(Trigger.objects.filter(
+            pk__in=[t.pk for t in batch] if batch else [trigger.pk if trigger else None],
+            claim_token=claim.token, status=Trigger.Status.SENDING,
+        )) if claim else False,
     )
+    if claim:
+        del exchange.late  # an expression until read back: loaded from the row if anyone asks
     if batch:
         exchange.batch_triggers.add(*batch)
     return exchange

@@ -80,19 +80,22 @@ def get_token(app: ExternalClientApp, fetch: Callable[[], Token]) -> Token:
     return get_token_at(_key(app), fetch)
 
 
-def get_token_at(key: str, fetch: Callable[[], Token]) -> Token:
-    """The token cached under `key` (see token_key), or the one `fetch` gets, fetched once for all processes."""
+def get_token_at(key: str, fetch: Callable[[], Token], *, wait_until: float | None = None) -> Token:
+    """The token cached under `key` (see token_key), or the one `fetch` gets, fetched once for all processes.
+    Waiting for another process's request stops at `wait_until` (time.monotonic()), if given."""
     kept = _local.get(key)
     if kept is not None and kept[1] > time.monotonic():
         return kept[0]
-    token = _shared_token(key, fetch)
+    token = _shared_token(key, fetch, wait_until)
     _local[key] = (token, time.monotonic() + min(LOCAL_SECONDS, settings.FLOWGATE_TOKEN_CACHE_SECONDS))
     return token
 
 
-def _shared_token(key: str, fetch: Callable[[], Token]) -> Token:
+def _shared_token(key: str, fetch: Callable[[], Token], wait_until: float | None = None) -> Token:
     lock_key = f"{key}:lock"
     deadline = time.monotonic() + LOCK_SECONDS
+    if wait_until is not None:
+        deadline = min(deadline, wait_until)
     while True:
         found = _read(key)
         if isinstance(found, Token):

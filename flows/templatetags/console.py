@@ -40,3 +40,10 @@ def seconds(value: float | None) -> str:
     if value is None:
         return "–"
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+
+
+@register.filter
+def network_summary(network_error: str) -> str:
+    """The kind of network failure an Exchange recorded ("ReadTimeout", "ConnectionError"), without the
+    exception's text: the page says what happened, the technical detail stays folded away."""
+    return network_error.split(":", 1)[0].strip() if network_error else ""

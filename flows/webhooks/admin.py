@@ -6,15 +6,16 @@ import json
 import re
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from ..admin import ReadOnlyAdmin
+from ..inputs import caller_inputs
 from .mapping import validate_mapping
 from .models import ShopifyTopic, ShopifyWebhook, WebhookDelivery
-from .services import shopify_webhook_set_secret
+from .services import deliveries_replay, shopify_webhook_set_secret
 
 SHOP_DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$")
 
@@ -81,7 +82,8 @@ class ShopifyTopicForm(forms.ModelForm):
         cleaned = super().clean()
         flow, mapping = cleaned.get("flow"), cleaned.get("mapping")
         if flow is not None and "mapping" in cleaned:
-            for name, problems in validate_mapping(mapping, flow.inputs.all()).items():
+            for name, problems in validate_mapping(mapping, caller_inputs(flow),
+                                                   reserved=flow.trigger_id_input).items():
                 self.add_error("mapping", f"{name}: {' '.join(problems)}")
         return cleaned
 
@@ -136,10 +138,24 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_select_related = ["webhook"]
     date_hierarchy = "received_at"
     show_full_result_count = False
-    fields = ["webhook", "received_at", "outcome", "reason", "trigger", "topic", "shop_domain", "shopify_webhook_id",
-              "event_id", "api_version", "triggered_at", "signed_with", "order_number", "order_name", "email",
-              "duplicates", "last_duplicate_at", "pretty_headers", "body_bytes", "body"]
+    fields = ["webhook", "received_at", "outcome", "reason", "held_for", "trigger", "replayed_at", "replayed_by",
+              "topic", "shop_domain", "shopify_webhook_id", "event_id", "api_version", "triggered_at", "signed_with",
+              "order_number", "order_name", "email", "duplicates", "last_duplicate_at", "pretty_headers", "body_bytes",
+              "body_truncated", "body"]
     readonly_fields = fields
+    actions = ["replay_action"]
+
+    @admin.action(description="Replay the selected deliveries", permissions=["replay"])
+    def replay_action(self, request, queryset) -> None:
+        counts = deliveries_replay(deliveries=queryset, actor_label=request.user.get_username())
+        self.message_user(request, f"Replayed {counts.replayed}: {counts.triggered} triggered, "
+                                   f"{counts.still_unmappable} still unmappable, {counts.skipped} skipped.",
+                          messages.SUCCESS if counts.triggered else messages.WARNING)
+        for pk, reason in counts.skips[:10]:
+            self.message_user(request, f"Delivery {pk} skipped: {reason}", messages.WARNING)
+
+    def has_replay_permission(self, request) -> bool:
+        return request.user.has_perm("flows.replay_webhookdelivery")
 
     @admin.display(description="Trigger")
     def trigger_link(self, delivery: WebhookDelivery) -> str:

@@ -156,13 +156,21 @@ def _convert_scalar(kind: str, value: Any) -> Any:
     raise MappingError(f"Found {_type_name(value)}, which does not fit a {kind} input.")
 
 
-def validate_mapping(mapping: Any, schema: Iterable[FlowInput]) -> dict[str, list[str]]:
-    """Problems with a stored mapping, keyed by input name (empty when it is fine)."""
+RESERVED_INPUT = ("Flowgate fills this input itself with the trigger's key (it is the flow's trigger id input): "
+                  "remove it from the mapping.")
+
+
+def validate_mapping(mapping: Any, schema: Iterable[FlowInput], *, reserved: str = "") -> dict[str, list[str]]:
+    """Problems with a stored mapping, keyed by input name (empty when it is fine). `schema` is what a caller may
+    fill (inputs.caller_inputs); `reserved`, the flow's trigger id input, gets its own message."""
     if not isinstance(mapping, Mapping):
         return {"mapping": ['Write the mapping as a JSON object: {"InputName": "path | path", ...}.']}
-    fields = {field.name: field for field in schema}
+    fields = {field.name: field for field in schema if not reserved or field.name != reserved}
     errors: dict[str, list[str]] = {}
     for name, expression in mapping.items():
+        if reserved and name == reserved:
+            errors.setdefault(name, []).append(RESERVED_INPUT)
+            continue
         if name not in fields:
             known = ", ".join(fields) or "none"
             errors.setdefault(name, []).append(f"The flow has no such input. Its inputs: {known}.")
@@ -177,16 +185,20 @@ def validate_mapping(mapping: Any, schema: Iterable[FlowInput]) -> dict[str, lis
     return errors
 
 
-def map_payload(mapping: Mapping[str, str], schema: Iterable[FlowInput], payload: Any
+def map_payload(mapping: Mapping[str, str], schema: Iterable[FlowInput], payload: Any, *, reserved: str = ""
                 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """The inputs the payload fills, and the problems: required inputs nothing filled, values of a wrong type.
+    """The inputs the payload fills, and the problems: required inputs nothing filled, values of a wrong type, the
+    flow's trigger id input (`reserved`) mapped.
 
     An optional input with no value in the payload is left out: the flow runs without it.
     """
-    fields = {field.name: field for field in schema}
+    fields = {field.name: field for field in schema if not reserved or field.name != reserved}
     inputs: dict[str, Any] = {}
     problems: dict[str, list[str]] = {}
     for name, expression in mapping.items():
+        if reserved and name == reserved:
+            problems.setdefault(name, []).append(RESERVED_INPUT)
+            continue
         field = fields.get(name)
         if field is None:
             problems.setdefault(name, []).append("Mapped, but the flow has no such input any more.")

@@ -78,8 +78,15 @@ class WebhookDelivery(models.Model):
         TRIGGERED = "triggered", "Triggered"
         REPLAYED = "replayed", "Same event as an earlier delivery"
         UNMAPPABLE = "unmappable", "Unmappable"
+        # The flow or its org is inactive, or the org is paused: kept whole, to be replayed.
+        HELD = "held", "Held"
         IGNORED = "ignored", "Topic not mapped"
         REJECTED = "rejected", "Rejected (shop not allowed)"
+
+    class HeldFor(models.TextChoices):
+        # A person deactivated the flow or org on purpose: a person replays. A pause ends by itself: the sweep does.
+        INACTIVE = "inactive", "Flow or org inactive"
+        PAUSED = "paused", "Org paused"
 
     class SignedWith(models.TextChoices):
         CURRENT = "current", "Current secret"
@@ -97,10 +104,18 @@ class WebhookDelivery(models.Model):
         max_length=10, choices=SignedWith.choices, help_text="The secret whose signature matched.",
     )
     headers = models.JSONField(default=dict, help_text="As received, the signature redacted.")
-    body = models.TextField(blank=True, help_text="As received, cut at FLOWGATE_DELIVERY_BODY_LIMIT characters.")
+    body = models.TextField(
+        blank=True, help_text="As received: whole when held or unmappable (to be replayed), otherwise cut at "
+                              "FLOWGATE_DELIVERY_BODY_LIMIT characters.",
+    )
     body_bytes = models.PositiveIntegerField(default=0)
+    body_truncated = models.BooleanField(default=False, help_text="The body was cut: it cannot be replayed.")
     outcome = models.CharField(max_length=12, choices=Outcome.choices)
     reason = models.TextField(blank=True)
+    held_for = models.CharField(
+        max_length=8, choices=HeldFor.choices, blank=True,
+        help_text="Why it is held: a delivery held for a pause is replayed automatically when the pause ends.",
+    )
     trigger = models.ForeignKey(
         "flows.Trigger", null=True, blank=True, on_delete=models.SET_NULL, related_name="webhook_deliveries",
     )
@@ -109,11 +124,14 @@ class WebhookDelivery(models.Model):
     email = models.CharField(max_length=254, blank=True, help_text="Lower case, for search.")
     duplicates = models.PositiveIntegerField(default=0, help_text="Later deliveries with the same webhook id.")
     last_duplicate_at = models.DateTimeField(null=True, blank=True)
+    replayed_at = models.DateTimeField(null=True, blank=True, help_text="When it was last replayed.")
+    replayed_by = models.CharField(max_length=150, blank=True, help_text="Who replayed it last.")
 
     class Meta:
         ordering = ["-received_at", "-id"]
         verbose_name = "webhook delivery"
         verbose_name_plural = "webhook deliveries"
+        permissions = [("replay_webhookdelivery", "Can replay webhook deliveries")]
         constraints = [
             # Rejected deliveries do not count: once the shop is allowed, Shopify's retry is processed.
             models.UniqueConstraint(fields=["webhook", "shopify_webhook_id"], condition=~Q(outcome="rejected"),

@@ -40,3 +40,17 @@ def delivery_page(deliveries: QuerySet[WebhookDelivery], *, before: int | None
         deliveries = deliveries.filter(pk__lt=before)
     rows = list(deliveries[: PAGE_SIZE + 1])
     return rows[:PAGE_SIZE], rows[PAGE_SIZE - 1].pk if len(rows) > PAGE_SIZE else None
+
+
+def deliveries_replayable(*, webhook_id: int | None = None, outcomes: tuple[str, ...] = ()
+                          ) -> QuerySet[WebhookDelivery]:
+    """Held and unmappable deliveries (or only the outcomes given, among those two), of one webhook or all."""
+    replayable = (WebhookDelivery.Outcome.HELD, WebhookDelivery.Outcome.UNMAPPABLE)
+    deliveries = WebhookDelivery.objects.filter(outcome__in=[o for o in outcomes if o in replayable] or replayable)
+    if webhook_id:
+        deliveries = deliveries.filter(webhook_id=webhook_id)
+    return deliveries
+
+
+def shopify_webhook_slugs() -> list[str]:
+    return list(ShopifyWebhook.objects.order_by("slug").values_list("slug", flat=True))

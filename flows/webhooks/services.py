@@ -1,24 +1,29 @@
 """Shopify deliveries: verify, record, map, fire. One validation and a couple of inserts, the trigger enqueued
-after commit: the answer never waits for Salesforce."""
+after commit: the answer never waits for Salesforce.
+
+A delivery that cannot fire now (its flow or org inactive, the org paused) is held, its body kept whole; an
+unmappable one keeps its whole body too. Both are replayed later through the same path as a live delivery."""
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from ..api.http import InvalidJson, is_storable, parse_json, storable_text
 from ..crypto import DecryptionError
-from ..inputs import InputValidationError
+from ..inputs import InputValidationError, caller_inputs
 from ..models import Flow, Trigger
 from ..services import IdempotencyConflict, trigger_create
 from .mapping import map_payload, parse_expression, resolve
@@ -27,6 +32,9 @@ from .models import ShopifyTopic, ShopifyWebhook, WebhookDelivery
 logger = logging.getLogger(__name__)
 
 Outcome = WebhookDelivery.Outcome
+HeldFor = WebhookDelivery.HeldFor
+REPLAYABLE = (Outcome.HELD, Outcome.UNMAPPABLE)
+REPLAY_BATCH = 200
 SIGNATURE_HEADER = "x-shopify-hmac-sha256"
 REDACTED = "[REDACTED]"
 REDACTED_HEADERS = {SIGNATURE_HEADER, "authorization", "proxy-authorization", "cookie"}
@@ -104,7 +112,7 @@ def _event_key(delivery: WebhookDelivery) -> str | None:
 def _fire(delivery: WebhookDelivery, route: ShopifyTopic, payload: dict[str, Any]) -> None:
     """Sets the delivery's outcome, reason and trigger."""
     flow = route.flow
-    inputs, problems = map_payload(route.mapping, flow.inputs.all(), payload)
+    inputs, problems = map_payload(route.mapping, caller_inputs(flow), payload, reserved=flow.trigger_id_input)
     if problems:
         delivery.outcome, delivery.reason = Outcome.UNMAPPABLE, _describe(problems)
         return
@@ -129,7 +137,7 @@ def _fire(delivery: WebhookDelivery, route: ShopifyTopic, payload: dict[str, Any
         delivery.reason = (f"Event {delivery.event_id} already fired trigger {trigger.pk} (another delivery of the "
                            f"same event); nothing was sent again.")
     else:
-        delivery.outcome = Outcome.TRIGGERED
+        delivery.outcome, delivery.reason = Outcome.TRIGGERED, ""
 
 
 def _payload(body: bytes) -> tuple[dict[str, Any] | None, str]:
@@ -141,17 +149,57 @@ def _payload(body: bytes) -> tuple[dict[str, Any] | None, str]:
     return (payload, "") if isinstance(payload, dict) else (None, "The body is not a JSON object.")
 
 
-def _process(delivery: WebhookDelivery, payload: dict[str, Any] | None, problem: str) -> None:
-    route = (ShopifyTopic.objects.select_related("flow__org").prefetch_related("flow__inputs")
-             .filter(webhook=delivery.webhook, topic=delivery.topic).first())
+def _route(delivery: WebhookDelivery) -> ShopifyTopic | None:
+    return (ShopifyTopic.objects.select_related("flow__org").prefetch_related("flow__inputs")
+            .filter(webhook_id=delivery.webhook_id, topic=delivery.topic).first())
+
+
+def _hold(flow: Flow) -> tuple[str, str] | None:
+    """Why a delivery to this flow cannot fire now (held_for, reason), or None when it can."""
+    org = flow.org
+    inactive = ([f"flow {flow}"] if not flow.is_active else []) + ([f"org {org.slug}"] if not org.is_active else [])
+    if inactive:
+        what = (f"The {inactive[0]} is" if len(inactive) == 1
+                else f"The flow {flow} and its org {org.slug} are")
+        them = "it" if len(inactive) == 1 else "them"
+        return HeldFor.INACTIVE, (f"{what} inactive: activate {them}, then replay this delivery from the console or "
+                                  f"with replay_deliveries.")
+    now = timezone.now()
+    if org.paused_until and org.paused_until > now:
+        until = org.paused_until.astimezone(dt.timezone.utc)
+        when = f"{until:%H:%M}" if until.date() == now.astimezone(dt.timezone.utc).date() else f"{until:%Y-%m-%d %H:%M}"
+        return HeldFor.PAUSED, (f"The org {org.slug} is paused until {when} UTC after Salesforce's daily API limit; "
+                                f"it is replayed automatically when the pause ends.")
+    return None
+
+
+def _process(delivery: WebhookDelivery, route: ShopifyTopic | None, payload: dict[str, Any] | None,
+             problem: str) -> None:
+    """Sets the outcome, reason, held_for and trigger: for a live delivery and for a replay alike."""
+    delivery.held_for = ""
     if route is None:
         delivery.outcome = Outcome.IGNORED
         delivery.reason = (f"No flow is mapped to the topic {delivery.topic!r}: map it in the webhook's settings, "
                            f"or remove the subscription in Shopify.")
     elif payload is None:
         delivery.outcome, delivery.reason = Outcome.UNMAPPABLE, problem
+    # Checked before mapping: an inactive flow is not a problem with the payload, and replaying fixes it.
+    elif hold := _hold(route.flow):
+        delivery.outcome = Outcome.HELD
+        delivery.held_for, delivery.reason = hold
     else:
         _fire(delivery, route, payload)
+
+
+def _keep_body(delivery: WebhookDelivery, body: bytes, text: str) -> None:
+    """The whole body when it may be replayed (held, unmappable); otherwise cut for the console. The request itself
+    is already limited to FLOWGATE_MAX_BODY_BYTES."""
+    if delivery.outcome in REPLAYABLE:
+        delivery.body = text
+    else:
+        delivery.body = storable_text(text, int(getattr(settings, "FLOWGATE_DELIVERY_BODY_LIMIT", DEFAULT_BODY_LIMIT)))
+    # Not only cut: a body that was not UTF-8 or held a NUL is stored altered, and a replay would send other data.
+    delivery.body_truncated = delivery.body.encode("utf-8") != body
 
 
 def _duplicate(delivery: WebhookDelivery) -> Receipt:
@@ -172,7 +220,8 @@ def webhook_delivery_receive(*, webhook: ShopifyWebhook, headers: Mapping[str, s
     request without X-Shopify-Topic or X-Shopify-Webhook-Id (Shopify always sends both). 403, recorded as
     rejected: the shop is not allowed. 200 otherwise, so Shopify does not retry what a retry cannot fix: a
     duplicate (nothing created), a topic with no flow, a payload that cannot fill the flow's inputs (recorded
-    with the reason), or a trigger queued.
+    with the reason and the whole body), a delivery held because its flow cannot fire now (recorded whole, to be
+    replayed), or a trigger queued.
     """
     named = {str(name).lower(): value for name, value in headers.items()}
     try:
@@ -196,29 +245,174 @@ def webhook_delivery_receive(*, webhook: ShopifyWebhook, headers: Mapping[str, s
         api_version=_header(named, "x-shopify-api-version", 32),
         triggered_at=_header(named, "x-shopify-triggered-at", 64),
         headers=_recorded_headers(headers),
-        body=storable_text(body.decode("utf-8", "replace"),
-                           int(getattr(settings, "FLOWGATE_DELIVERY_BODY_LIMIT", DEFAULT_BODY_LIMIT))),
         body_bytes=len(body),
     )
+    text = storable_text(body.decode("utf-8", "replace"))
     payload, problem = _payload(body)
     _extract_for_search(delivery, payload)
     if not shop_allowed(webhook=webhook, shop_domain=delivery.shop_domain):
         delivery.outcome = Outcome.REJECTED
         delivery.reason = (f"The shop {delivery.shop_domain or '(no X-Shopify-Shop-Domain)'} is not among this "
                            f"webhook's allowed shop domains.")
+        _keep_body(delivery, body, text)
         delivery.save()
         return Receipt(403, {"error": "This shop may not deliver to this webhook.", "delivery": delivery.pk})
     if earlier := _earlier(webhook, delivery.shopify_webhook_id):
         return _duplicate(earlier)
     try:
         with transaction.atomic():
-            _process(delivery, payload, problem)
+            _process(delivery, _route(delivery), payload, problem)
+            _keep_body(delivery, body, text)
             delivery.save()
     except IntegrityError:  # the same delivery, at the same moment, got in first
         if earlier := _earlier(webhook, delivery.shopify_webhook_id):
             return _duplicate(earlier)
         raise
     return Receipt(200, {"delivery": delivery.pk, "outcome": delivery.outcome, "trigger": delivery.trigger_id})
+
+
+# --- replay ------------------------------------------------------------------------------------------
+
+TRIGGERED, STILL_UNMAPPABLE, SKIPPED = "triggered", "still_unmappable", "skipped"
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """What one replay came to: `triggered` (a new trigger), `still_unmappable`, or `skipped` with the reason
+    (still held, the event already fired, a body not kept whole, not held or unmappable)."""
+
+    delivery_id: int
+    result: str
+    reason: str = ""
+    trigger_id: int | None = None
+
+
+@dataclass
+class ReplayCounts:
+    replayed: int = 0
+    triggered: int = 0
+    still_unmappable: int = 0
+    skipped: int = 0
+    trigger_ids: list[int] = field(default_factory=list)
+    skips: list[tuple[int, str]] = field(default_factory=list)  # (delivery id, reason), the first MAX_SKIPS
+
+    MAX_SKIPS = 50
+
+    def add(self, result: ReplayResult) -> None:
+        self.replayed += 1
+        setattr(self, result.result, getattr(self, result.result) + 1)
+        if result.result == TRIGGERED and result.trigger_id is not None:
+            self.trigger_ids.append(result.trigger_id)
+        elif result.result == SKIPPED and len(self.skips) < self.MAX_SKIPS:
+            self.skips.append((result.delivery_id, result.reason))
+
+    def as_dict(self) -> dict[str, int]:
+        return {"replayed": self.replayed, "triggered": self.triggered, "still_unmappable": self.still_unmappable,
+                "skipped": self.skipped}
+
+
+class _DryRun(Exception):
+    """Rolls a dry run back: it takes the very path of a replay, and nothing it wrote is kept."""
+
+    def __init__(self, result: ReplayResult) -> None:
+        super().__init__("dry run")
+        self.result = result
+
+
+def delivery_replay(*, delivery: WebhookDelivery, actor_label: str, dry_run: bool = False) -> ReplayResult:
+    """Runs a held or unmappable delivery again: the current route's mapping on the stored body, then the live
+    path (held again while the flow cannot fire; the event's idempotency key, so an event that fired once never
+    fires twice). The row is updated in place. With dry_run, the same outcome, nothing written or enqueued."""
+    return _replay(delivery.pk, actor_label, dry_run)
+
+
+def _replay(pk: int, actor_label: str, dry_run: bool) -> ReplayResult:
+    try:
+        with transaction.atomic():
+            result = _replay_locked(pk, actor_label)
+            if dry_run:
+                raise _DryRun(result)
+    except _DryRun as rolled_back:
+        return ReplayResult(rolled_back.result.delivery_id, rolled_back.result.result, rolled_back.result.reason)
+    return result
+
+
+def _replay_locked(pk: int, actor_label: str) -> ReplayResult:
+    # The row lock is the claim: a second replay of the same delivery waits here, then finds it no longer held
+    # or unmappable, so two replays at once fire at most one trigger, even for a delivery without an event id.
+    delivery = (WebhookDelivery.objects.select_for_update(of=("self",)).select_related("webhook")
+                .filter(pk=pk).first())
+    if delivery is None:
+        return ReplayResult(pk, SKIPPED, "It no longer exists.")
+    if delivery.outcome not in REPLAYABLE:
+        return ReplayResult(pk, SKIPPED, f"Its outcome is {delivery.get_outcome_display()!r}: only held and "
+                                         f"unmappable deliveries are replayed.", delivery.trigger_id)
+    if delivery.body_truncated:
+        return ReplayResult(pk, SKIPPED, f"Its body ({delivery.body_bytes} bytes) was not kept whole, so it cannot be "
+                                         f"replayed: fire the flow from the console with the order's data instead.")
+    route = _route(delivery)
+    if route is None:
+        return ReplayResult(pk, SKIPPED, f"No flow is mapped to the topic {delivery.topic!r} now: map it in the "
+                                         f"webhook's settings, then replay.")
+    payload, problem = _payload(delivery.body.encode("utf-8"))
+    _process(delivery, route, payload, problem)
+    delivery.replayed_at, delivery.replayed_by = timezone.now(), actor_label[:150]
+    delivery.save(update_fields=["outcome", "reason", "held_for", "trigger", "replayed_at", "replayed_by"])
+    if delivery.outcome == Outcome.TRIGGERED:
+        return ReplayResult(pk, TRIGGERED, "", delivery.trigger_id)
+    if delivery.outcome == Outcome.UNMAPPABLE:
+        return ReplayResult(pk, STILL_UNMAPPABLE, delivery.reason)
+    return ReplayResult(pk, SKIPPED, delivery.reason, delivery.trigger_id)  # held again, or the event fired already
+
+
+def _ids_in_batches(deliveries: QuerySet[WebhookDelivery] | Iterable[WebhookDelivery],
+                    limit: int | None) -> Iterator[int]:
+    """Delivery ids, oldest first; a queryset is read REPLAY_BATCH ids at a time, however many it holds."""
+    if not isinstance(deliveries, QuerySet):
+        ids = sorted({delivery.pk for delivery in deliveries})
+        yield from ids[:limit] if limit is not None else ids
+        return
+    ids_of = deliveries.order_by("pk").values_list("pk", flat=True)
+    last, given = 0, 0
+    while limit is None or given < limit:
+        batch = list(ids_of.filter(pk__gt=last)[:REPLAY_BATCH])
+        for pk in batch[: None if limit is None else limit - given]:
+            given += 1
+            yield pk
+        if len(batch) < REPLAY_BATCH:
+            return
+        last = batch[-1]
+
+
+def deliveries_replay(*, deliveries: QuerySet[WebhookDelivery] | Iterable[WebhookDelivery], actor_label: str,
+                      dry_run: bool = False, limit: int | None = None) -> ReplayCounts:
+    """Replays each delivery (delivery_replay), oldest first, at most `limit`; every one ends in exactly one of
+    triggered, still_unmappable and skipped."""
+    counts = ReplayCounts()
+    for pk in _ids_in_batches(deliveries, limit):
+        counts.add(_replay(pk, actor_label, dry_run))
+    return counts
+
+
+PAUSE_ENDED = "Flowgate (the org's pause ended)"
+RESUME_LOCK = "flowgate:deliveries-resume"
+
+
+def deliveries_resume_paused(*, limit: int = 1000) -> int:
+    """Replays deliveries held for an org's pause once that org is no longer paused (the sweep calls it); how many
+    were replayed. Those held for an inactive flow or org wait for a person: someone deactivated it on purpose."""
+    # Row locks already keep two sweeps from firing a delivery twice; this keeps an overlapping sweep from walking
+    # the same list again only to skip it.
+    if not cache.add(RESUME_LOCK, 1, timeout=300):
+        return 0
+    try:
+        now = timezone.now()
+        unpaused = ShopifyTopic.objects.filter(webhook=OuterRef("webhook"), topic=OuterRef("topic")).filter(
+            Q(flow__org__paused_until__isnull=True) | Q(flow__org__paused_until__lte=now))
+        due = WebhookDelivery.objects.filter(outcome=Outcome.HELD, held_for=HeldFor.PAUSED).filter(Exists(unpaused))
+        return deliveries_replay(deliveries=due, actor_label=PAUSE_ENDED, limit=limit).replayed
+    finally:
+        cache.delete(RESUME_LOCK)
 
 
 def shopify_webhook_save(*, slug: str, name: str, secret: str, shop_domains: list[str],

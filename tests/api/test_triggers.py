@@ -305,13 +305,24 @@ def test_a_trigger_reads_back_with_outputs_times_and_resends(api, flow):
     response = api.get(created["url"])
 
     assert response.status_code == 200
+    trigger.refresh_from_db()
     assert response.json() == {
-        "id": trigger.pk, "status": "failed", "attempts": 2, "outputs": None,
+        "id": trigger.pk, "key": str(trigger.key), "status": "failed", "attempts": 2, "outputs": None,
         "error": {"code": "INVALID_INPUT", "message": "Bad id", "hint": "Check the id."},
         "url": f"/api/v1/triggers/{trigger.pk}",
         "created_at": trigger.created_at.isoformat(), "finished_at": finished.isoformat(),
         "resends": [{"id": resend.pk, "url": f"/api/v1/triggers/{resend.pk}"}],
     }
+
+
+def test_an_unknown_outcome_reads_back_as_unknown(api):
+    created = api.post(TRIGGERS, {"inputs": VALID_INPUTS}).json()
+    Trigger.objects.filter(pk=created["id"]).update(status="unknown", attempts=1, error_code="TIMEOUT",
+                                                    error_message="No answer in time.", hint="Decide.")
+
+    body = api.get(created["url"]).json()
+
+    assert (body["status"], body["error"]["code"]) == ("unknown", "TIMEOUT")
 
 
 def test_a_succeeded_trigger_shows_its_outputs(api):

@@ -415,7 +415,7 @@ def test_a_flow_salesforce_does_not_know_shows_the_hint(as_alice, token, org):
     response = as_alice.post(reverse("admin:flows_org_import_preview", args=[org.pk, "Nope"]))
 
     assert response.status_code == 200
-    assert "NOT_FOUND" in response.content.decode() and "Check the API name" in response.content.decode()
+    assert "NOT_FOUND" in response.content.decode() and "check the api name" in response.content.decode().lower()
     assert not Flow.objects.filter(api_name="Nope").exists()
 
 

@@ -36,6 +36,7 @@ def busy(org) -> dict[str, Flow]:
     timed(welcome, S.FAILED, hours_ago=4, seconds=30)
     timed(welcome, S.QUEUED, hours_ago=0.1)
     timed(welcome, S.RETRYING, hours_ago=23.5)
+    timed(welcome, S.UNKNOWN, hours_ago=2, seconds=3)  # its answer was lost: final, but not a success
     for _ in range(5):  # yesterday's: out of the window
         timed(welcome, S.FAILED, hours_ago=25, seconds=1)
     timed(welcome, S.SUCCEEDED, hours_ago=30, seconds=500)
@@ -51,9 +52,9 @@ def test_the_stats_count_the_last_24_hours_by_status(busy):
 
     assert set(stats) == {"On_Demand_Flow", "Other_Flow"}
     welcome = stats["On_Demand_Flow"]
-    assert welcome["by_status"] == {"succeeded": 3, "failed": 1, "queued": 1, "retrying": 1}
-    assert welcome["total"] == 6
-    assert welcome["success_rate"] == pytest.approx(3 / 4)  # of the finished ones
+    assert welcome["by_status"] == {"succeeded": 3, "failed": 1, "queued": 1, "retrying": 1, "unknown": 1}
+    assert welcome["total"] == 7
+    assert welcome["success_rate"] == pytest.approx(3 / 5)  # of the finished ones, unknown among them
     assert welcome["median_seconds"] == pytest.approx(2.0)  # of the successful ones: 1, 2, 10
     other = stats["Other_Flow"]
     assert (other["total"], other["success_rate"], other["median_seconds"]) == (3, pytest.approx(1 / 3),
@@ -72,7 +73,7 @@ def row_cells(html: str, flow: Flow) -> list[str]:
     href = f'{reverse("console:triggers")}?flow={flow.pk}&amp;status='
     match = re.search(rf'<tr><td><a href="{re.escape(href)}">([^<]*)</a></td>\s*(.*?)</tr>', html, re.S)
     assert match, f"no row for {flow}"
-    return [match.group(1), *re.findall(r"<td>([^<]*)</td>", match.group(2))]
+    return [match.group(1), *(re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td>(.*?)</td>", match.group(2)))]
 
 
 def test_the_dashboard_renders_a_row_per_recent_flow(as_bob, busy):
@@ -80,11 +81,16 @@ def test_the_dashboard_renders_a_row_per_recent_flow(as_bob, busy):
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert [label for _, label in S.choices] == ["Queued", "Sending", "Retrying", "Succeeded", "Failed"]
-    #                                          queued sending retrying succeeded failed total rate median
-    assert row_cells(html, busy["welcome"]) == ["acme/On_Demand_Flow", "1", "0", "1", "3", "1", "6", "75.0%",
+    assert [label for _, label in S.choices] == ["Queued", "Sending", "Retrying", "Succeeded", "Failed", "Unknown"]
+    assert "<th>Unknown</th>" in html
+    #                                          queued sending retrying succeeded failed unknown total rate median
+    assert row_cells(html, busy["welcome"]) == ["acme/On_Demand_Flow", "1", "0", "1", "3", "1", "1", "7", "60.0%",
                                                 "2.0 s"]
-    assert row_cells(html, busy["other"]) == ["acme/Other_Flow", "0", "0", "0", "1", "2", "3", "33.3%", "250 ms"]
+    assert row_cells(html, busy["other"]) == ["acme/Other_Flow", "0", "0", "0", "1", "2", "0", "3", "33.3%",
+                                              "250 ms"]
+    # an unknown count leads to those triggers, where a person decides
+    assert (f'<a class="status status-unknown" href="{reverse("console:triggers")}?flow={busy["welcome"].pk}'
+            f'&amp;status=unknown"') in html
     assert "acme/Quiet_Flow" not in html
 
 

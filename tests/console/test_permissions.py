@@ -23,6 +23,7 @@ METHODS = {
     "trigger": "GET",
     "trigger_live": "GET",
     "trigger_resend": "POST",
+    "trigger_mark_delivered": "POST",
     "triggers_resend": "POST",
     "triggers_resend_all": "GET",
     "jobs": "GET",
@@ -31,9 +32,14 @@ METHODS = {
     "dashboard": "GET",
     "deliveries": "GET",
     "delivery": "GET",
+    "delivery_replay": "POST",
+    "deliveries_replay": "POST",
+    "deliveries_replay_held": "GET",
 }
 # Which sample row a URL's <int:pk> is, by the route's first segment.
 SAMPLE_BY_SEGMENT = {"triggers": "trigger", "jobs": "job", "flows": "flow", "deliveries": "delivery"}
+# Pages that need a query to show themselves (the name of the sample row it carries, as the parameter's name).
+QUERY_SAMPLE = {"deliveries_replay_held": "webhook"}
 
 
 def _patterns(resolver: URLResolver, prefix: str = ""):
@@ -67,7 +73,7 @@ def samples(db) -> dict[str, int]:
         signed_with=WebhookDelivery.SignedWith.CURRENT, outcome=WebhookDelivery.Outcome.TRIGGERED, trigger=trigger,
         body='{"id": 1}', body_bytes=9,
     )
-    return {"trigger": trigger.pk, "job": job.pk, "flow": flow.pk, "delivery": delivery.pk}
+    return {"trigger": trigger.pk, "job": job.pk, "flow": flow.pk, "delivery": delivery.pk, "webhook": webhook.pk}
 
 
 def url_for(name: str, route: str, kwargs: list[str], samples: dict[str, int]) -> str:
@@ -76,7 +82,10 @@ def url_for(name: str, route: str, kwargs: list[str], samples: dict[str, int]) -
         segment = route.strip("/").split("/")[0]
         assert kwarg == "pk" and segment in SAMPLE_BY_SEGMENT, f"no sample row for {route!r}: add one to this test"
         values[kwarg] = samples[SAMPLE_BY_SEGMENT[segment]]
-    return reverse(f"console:{name}", kwargs=values)
+    url = reverse(f"console:{name}", kwargs=values)
+    if sample := QUERY_SAMPLE.get(name):
+        url += f"?{sample}={samples[sample]}"
+    return url
 
 
 def call(client: Client, method: str, url: str):
@@ -139,6 +148,36 @@ def test_post_only_views_refuse_get(as_alice, samples, name, route, kwargs):
 
     assert response.status_code == 405
     assert Trigger.objects.count() == before
+
+
+@pytest.fixture
+def viewer(dave):
+    """Staff who may see triggers and re-send jobs, even start one, but not re-send: only flows.resend_trigger is
+    missing, so each check below fails only if that permission is checked."""
+    from django.contrib.auth.models import Permission
+
+    dave.user_permissions.add(*Permission.objects.filter(
+        codename__in=["view_trigger", "view_resendjob", "add_resendjob", "view_flow"]))
+    return logged_in(dave)
+
+
+@pytest.mark.parametrize("name, method", [
+    ("trigger_resend", "POST"), ("trigger_mark_delivered", "POST"), ("triggers_resend", "POST"),
+    ("triggers_resend_all", "GET"), ("triggers_resend_all", "POST"),
+])
+def test_staff_without_the_resend_permission_gets_403_and_nothing_changes(viewer, flow, name, method):
+    failed = make_trigger(flow)
+    unknown = make_trigger(flow, status=Trigger.Status.UNKNOWN, error_code="TIMEOUT")
+    url = reverse(f"console:{name}", args=[unknown.pk if name == "trigger_mark_delivered" else failed.pk]
+                  if name.startswith("trigger_") else [])
+    data = {"ids": [failed.pk, unknown.pk], "status": "", "confirm": "yes"}
+
+    assert viewer.get(reverse("console:trigger", args=[failed.pk])).status_code == 200  # it may look, though
+    response = viewer.post(url, data) if method == "POST" else viewer.get(url, data)
+
+    assert response.status_code == 403
+    assert sorted(Trigger.objects.values_list("pk", "status")) == [(failed.pk, "failed"), (unknown.pk, "unknown")]
+    assert not ResendJob.objects.exists()
 
 
 def test_a_post_without_a_csrf_token_is_refused(bob, samples):

@@ -1,15 +1,22 @@
-"""The admin as alice (superuser) and bob (support staff without permissions) use it."""
+"""The admin as alice (superuser, or of "Flowgate admins") and bob (support staff, with or without Support's
+permissions) use it."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib import admin
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.urls import reverse
 
-from flows.models import Exchange, ExternalClientApp, Org, Trigger
+from flows.models import Exchange, ExternalClientApp, Org, ResendJob, Trigger
+from flows.resend_jobs import MAX_JOB_SELECTION, resend_job_run
+from flows.roles import SUPPORT_PERMISSIONS
 from flows.salesforce.recording import record_exchange
-from tests.conftest import CONSUMER_KEY, CONSUMER_SECRET
+from tests.conftest import CONSUMER_KEY, CONSUMER_SECRET, admin_user, support_user
+from tests.console.conftest import logged_in
 
 NEW_KEY = "3MVG9-globex-consumer-key-9876543210"
 NEW_SECRET = "globex-consumer-secret-ZYXWVU9876543210"
@@ -178,3 +185,137 @@ def test_bob_without_permissions_cannot_see_client_apps(client, bob, app):
 
     assert client.get(reverse("admin:flows_externalclientapp_changelist")).status_code == 403
     assert client.get(change_url(app)).status_code == 403
+
+
+# --- the changelist's "Re-send the selected triggers": a confirmed, capped, recorded re-send job -----------
+
+CHANGELIST = reverse("admin:flows_trigger_changelist")
+
+
+def failed_trigger(flow, n: int | str, **fields) -> Trigger:
+    return Trigger.objects.create(flow=flow, inputs={"IndividualId": f"ID-{n}"}, source=Trigger.Source.API,
+                                  status=fields.pop("status", Trigger.Status.FAILED), attempts=1, **fields)
+
+
+def resend_of(original: Trigger, status: str) -> Trigger:
+    return Trigger.objects.create(flow=original.flow, inputs=original.inputs, source=Trigger.Source.RESEND,
+                                  status=status, resend_of=original, origin=original)
+
+
+@pytest.fixture
+def chains(flow) -> dict[str, Trigger]:
+    """Three chains: one failed twice (an original and a failed re-send), one already delivered (a succeeded
+    re-send), one with a re-send still on its way."""
+    plain, delivered, waiting = (failed_trigger(flow, n) for n in ("plain", "delivered", "waiting"))
+    return {"plain": plain, "plain_resend": resend_of(plain, Trigger.Status.FAILED), "delivered": delivered,
+            "delivered_resend": resend_of(delivered, Trigger.Status.SUCCEEDED), "waiting": waiting,
+            "waiting_resend": resend_of(waiting, Trigger.Status.QUEUED)}
+
+
+def counts(html: str) -> dict[str, str]:
+    return dict(re.findall(r'id="count-([a-z-]+)">([^<]*)<', html))
+
+
+def action(client, ids, *, url: str = CHANGELIST, **extra):
+    return client.post(url, {"action": "resend_action", "_selected_action": [str(pk) for pk in ids], **extra})
+
+
+def test_the_admin_action_asks_first_with_the_chains_counts(chains):
+    picked = [chains[n].pk for n in ("plain", "plain_resend", "delivered", "waiting")]
+    before = Trigger.objects.count()
+
+    response = action(logged_in(admin_user()), picked, index="0")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert counts(html) == {"triggers": "4", "chains": "3", "resendable": "1", "delivered": "1", "in-flight": "1"}
+    assert '<input type="checkbox" name="include_delivered"> Including already delivered (1)' in html
+    assert '<input type="hidden" name="post" value="yes">' in html
+    assert f'<input type="hidden" name="max_id" value="{max(picked)}">' in html
+    assert "csrfmiddlewaretoken" in html
+    assert Trigger.objects.count() == before and not ResendJob.objects.exists()  # nothing before the yes
+
+
+@pytest.mark.parametrize("include, resent", [(False, ["plain"]), (True, ["plain", "delivered"])])
+def test_the_confirmed_admin_action_starts_a_job_that_resends_one_per_chain(chains, include, resent):
+    alice = admin_user()
+    client = logged_in(alice)
+    picked = [chains[n].pk for n in ("plain", "plain_resend", "delivered", "waiting")]
+    before = Trigger.objects.count()
+
+    response = action(client, picked, post="yes", max_id=str(max(picked)),
+                      **({"include_delivered": "on"} if include else {}))
+
+    job = ResendJob.objects.get()
+    assert response.status_code == 302 and response.url == reverse("console:job", args=[job.pk])
+    assert (job.trigger_ids, job.filters, job.include_delivered, job.total, job.created_by) == (
+        sorted(picked), {}, include, 4, alice)
+    assert Trigger.objects.count() == before  # the job re-sends, not the request
+    assert "4 triggers selected in the admin" in client.get(response.url).content.decode()
+
+    job = resend_job_run(job_id=job.pk)
+
+    new = Trigger.objects.filter(resend_job=job)
+    assert sorted(new.values_list("origin_id", flat=True)) == sorted(chains[n].pk for n in resent)
+    assert all(t.inputs == t.origin.inputs for t in new)
+    assert (job.processed, job.resent, job.skipped) == (4, len(resent), 4 - len(resent))
+    assert Trigger.objects.filter(origin=chains["waiting"]).count() == 1  # the one on its way, alone
+
+
+def test_the_confirmation_covers_what_existed_when_it_was_shown(chains, flow):
+    shown = max(t.pk for t in chains.values())
+    later = failed_trigger(flow, "later")  # failed after the page was shown: not in the job
+
+    action(logged_in(admin_user()), [chains["plain"].pk], url=f"{CHANGELIST}?status__exact=failed",
+           select_across="1", post="yes", max_id=str(shown))
+
+    job = ResendJob.objects.get()
+    assert later.pk not in job.trigger_ids
+    assert job.trigger_ids == sorted(t.pk for t in chains.values() if t.status == Trigger.Status.FAILED)
+
+
+def test_more_than_the_cap_is_refused_with_the_way_to_do_it(flow):
+    Trigger.objects.bulk_create(Trigger(flow=flow, inputs={"IndividualId": f"ID-{n}"}, status=Trigger.Status.FAILED,
+                                        source=Trigger.Source.API) for n in range(MAX_JOB_SELECTION + 1))
+    before = Trigger.objects.count()
+    client = logged_in(admin_user())
+    one = Trigger.objects.first().pk
+
+    for extra in ({"index": "0"}, {"post": "yes", "max_id": str(2**62)}):  # asked, or confirmed by hand
+        response = client.post(CHANGELIST, {"action": "resend_action", "_selected_action": [str(one)],
+                                            "select_across": "1", **extra}, follow=True)
+
+        html = response.content.decode()
+        assert "More than 1,000 triggers selected: the admin re-sends at most 1,000 at once." in html
+        assert f'<a href="{reverse("console:triggers")}">the console</a>' in html
+    assert Trigger.objects.count() == before and not ResendJob.objects.exists()
+
+
+def test_support_may_use_the_admin_action(flow):
+    trigger = failed_trigger(flow, 1)
+    client = logged_in(support_user())
+    assert 'value="resend_action"' in client.get(CHANGELIST).content.decode()  # offered to Support
+
+    response = action(client, [trigger.pk], post="yes", max_id=str(trigger.pk))
+
+    assert ResendJob.objects.get().trigger_ids == [trigger.pk]
+    assert response.status_code == 302
+
+
+@pytest.mark.parametrize("missing", ["resend_trigger", "add_resendjob"])
+def test_support_without_the_permission_is_not_offered_the_action_and_cannot_post_it(flow, missing):
+    bob = support_user()
+    bob.groups.clear()  # Support's permissions, but the one missing
+    bob.user_permissions.add(*Permission.objects.filter(
+        content_type__app_label="flows", codename__in=[c for _, c in SUPPORT_PERMISSIONS if c != missing]))
+    client = logged_in(bob)
+    trigger = failed_trigger(flow, 1)
+
+    page = client.get(CHANGELIST)
+    assert page.status_code == 200
+    assert 'value="resend_action"' not in page.content.decode()
+
+    for extra in ({"index": "0"}, {"post": "yes", "max_id": str(trigger.pk)}):
+        response = action(client, [trigger.pk], **extra)
+        assert response.status_code in (200, 302)
+    assert Trigger.objects.count() == 1 and not ResendJob.objects.exists()

@@ -303,8 +303,8 @@ def test_a_timeout_is_transient(sf, token, client):
 
     failure = raises(lambda: client.invoke(FLOW, [INPUT]))
 
-    assert (failure.code, failure.permanent) == ("TIMEOUT", False)
-    assert Exchange.objects.get(kind=Exchange.Kind.INVOKE).network_error.startswith("Timeout")
+    assert (failure.code, failure.permanent, failure.outcome) == ("TIMEOUT", False, "unknown")
+    assert Exchange.objects.get(kind=Exchange.Kind.INVOKE).network_error.startswith("ReadTimeout")
 
 
 def test_a_redirect_is_not_followed(sf, token, client):

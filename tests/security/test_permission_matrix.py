@@ -159,6 +159,9 @@ ROUTES: dict[str, list[Probe]] = {
     "console/triggers/<int:pk>/": [get("/console/triggers/{trigger}/", staff(200, 200))],
     "console/triggers/<int:pk>/live/": [get("/console/triggers/{trigger}/live/", staff(200, 200))],
     "console/triggers/<int:pk>/resend/": [post("/console/triggers/{trigger}/resend/", staff(302, 302))],
+    # The sample trigger failed: nothing to mark, both are sent back to its page with a message saying so.
+    "console/triggers/<int:pk>/mark-delivered/": [post("/console/triggers/{trigger}/mark-delivered/",
+                                                       staff(302, 302))],
     "console/triggers/resend/": [post("/console/triggers/resend/", staff(302, 302))],
     "console/triggers/resend-all/": [get("/console/triggers/resend-all/?status=failed", staff(200, 200))],
     "console/jobs/": [get("/console/jobs/", staff(200, 200))],
@@ -167,6 +170,11 @@ ROUTES: dict[str, list[Probe]] = {
     "console/dashboard/": [get("/console/dashboard/", staff(200, 200))],
     "console/deliveries/": [get("/console/deliveries/", staff(200, 200))],
     "console/deliveries/<int:pk>/": [get("/console/deliveries/{delivery}/", staff(200, 200))],
+    "console/deliveries/<int:pk>/replay/": [post("/console/deliveries/{delivery}/replay/", staff(302, 302))],
+    "console/deliveries/replay/": [post("/console/deliveries/replay/", staff(302, 302))],
+    "console/deliveries/replay-held/": [
+        get("/console/deliveries/replay-held/?webhook={flows_shopifywebhook}", staff(200, 200)),
+        post("/console/deliveries/replay-held/", staff(302, 302), b"webhook=1")],
     # --- the JSON API ---
     "api/v1/flows/<str:org_slug>/<str:flow_api_name>/triggers": [
         post(API_TRIGGERS, api(202), json.dumps({"inputs": INPUTS}).encode(), JSON)],

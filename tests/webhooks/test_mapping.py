@@ -133,3 +133,17 @@ def test_a_mapping_is_checked_against_the_flows_inputs():
     }
     assert validate_mapping(["email"], SCHEMA) == {
         "mapping": ['Write the mapping as a JSON object: {"InputName": "path | path", ...}.']}
+
+
+def test_the_trigger_id_input_cannot_be_mapped():
+    """Flowgate fills it with the trigger's key: a mapping that fills it says so, when saved and when a payload
+    is mapped."""
+    schema = [*SCHEMA, FlowInput(name="FlowgateTriggerId", type=FlowInput.Type.TEXT)]
+    mapping = {**DEMO_MAPPING, "FlowgateTriggerId": "id"}
+    reserved = ("Flowgate fills this input itself with the trigger's key (it is the flow's trigger id input): "
+                "remove it from the mapping.")
+
+    assert validate_mapping(mapping, schema, reserved="FlowgateTriggerId") == {"FlowgateTriggerId": [reserved]}
+    inputs, problems = map_payload(mapping, schema, fixture_payload(), reserved="FlowgateTriggerId")
+    assert problems == {"FlowgateTriggerId": [reserved]}
+    assert "FlowgateTriggerId" not in inputs

@@ -78,6 +78,23 @@ def test_a_missing_or_wrong_signature_is_401_and_nothing_is_stored(deliver, sign
     assert not Trigger.objects.exists()
 
 
+def test_the_signature_is_compared_in_constant_time(deliver, monkeypatch):
+    """Kills the mutation `expected == given`: a valid signature is accepted only through hmac.compare_digest."""
+    real = services.hmac.compare_digest
+    compared = []
+
+    def recording(expected, given):
+        compared.append((expected, given))
+        return real(expected, given)
+
+    monkeypatch.setattr(services.hmac, "compare_digest", recording)
+    assert deliver().status_code == 200
+    assert compared == [(sign(fixture_body()).encode(), sign(fixture_body()).encode())]
+
+    monkeypatch.setattr(services.hmac, "compare_digest", lambda expected, given: False)
+    assert deliver(webhook_id="w-2").status_code == 401  # the same valid signature, refused by compare_digest
+
+
 def test_the_signature_is_over_the_raw_bytes(deliver):
     reserialised = json.dumps(fixture_payload()).encode()  # same JSON, other bytes
 
@@ -196,14 +213,13 @@ def test_a_value_that_does_not_fit_the_input_is_unmappable(deliver):
     assert WebhookDelivery.objects.get().reason == "IndividualId: Found an object, which does not fit a text input."
 
 
-def test_an_inactive_flow_is_unmappable_with_the_reason(deliver, flow):
+def test_an_inactive_flow_is_held_not_unmappable(deliver, flow):
     Flow.objects.filter(pk=flow.pk).update(is_active=False)
 
     response = deliver()
 
-    assert response.json()["outcome"] == "unmappable"
-    assert WebhookDelivery.objects.get().reason == ("flow: The flow acme/On_Demand_Flow is not active: activate it "
-                                                    "in Flowgate before firing it.")
+    assert response.json()["outcome"] == "held"  # test_replay.py covers held deliveries
+    assert not Trigger.objects.exists()
 
 
 @pytest.mark.parametrize("body, reason", [

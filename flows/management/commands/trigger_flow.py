@@ -41,7 +41,7 @@ class Command(BaseCommand):
                 raw[name] = value
         try:
             try:
-                inputs = parse_text_values(flow.inputs.all(), raw)
+                inputs = parse_text_values(flow.inputs.all(), raw, reserved=flow.trigger_id_input)
             except InputValidationError as invalid:
                 problems = {**invalid.errors, **problems}
             if problems:
