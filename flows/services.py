@@ -387,10 +387,11 @@ def _finish(trigger: Trigger, claim: Claim, status: str, *, outputs: Any = None,
     return trigger
 
 
-def _unknown_hint(error: SalesforceError) -> str:
-    return (f"Salesforce may have run this flow: {error.message} It was not retried, because the flow's delivery "
-            f"is at most once. Check in Salesforce whether the customer got it, then choose Mark as delivered or "
-            f"Re-send in the console.")
+UNKNOWN_HINT = (
+    "Salesforce may have run this flow, and Flowgate cannot tell (the error above says why). It was not retried, "
+    "because the flow's delivery is at most once. Check in Salesforce whether the customer got it, then choose Mark "
+    "as delivered or Re-send in the console."
+)
 
 
 def _after_failure(trigger: Trigger, error: SalesforceError, claim: Claim) -> Trigger:
@@ -400,7 +401,7 @@ def _after_failure(trigger: Trigger, error: SalesforceError, claim: Claim) -> Tr
         return _pause_org(trigger, error, claim) if is_daily_limit(error) else _back_off(trigger, error, claim)
     if error.may_have_run and trigger.flow.delivery == Flow.Delivery.AT_MOST_ONCE:
         return _finish(trigger, claim, Trigger.Status.UNKNOWN, code=error.code, message=error.message,
-                       hint=_unknown_hint(error))
+                       hint=UNKNOWN_HINT)
     delays = settings.FLOWGATE_RETRY_DELAYS
     if error.permanent or trigger.attempts > len(delays):
         return _finish(trigger, claim, Trigger.Status.FAILED, code=error.code, message=error.message,

@@ -102,7 +102,9 @@ def trigger_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render_console(request, "console/trigger_detail.html", {
         "title": f"Trigger {trigger.pk}", **_trigger_context(trigger),
         "can_resend": request.user.has_perm("flows.resend_trigger"), "chain": chain if len(chain) > 1 else [],
-        "chain_delivered": [t for t in chain if t.status in Trigger.DELIVERED],
+        # A succeeded trigger first: it, rather than an unknown one, says the chain reached the customer.
+        "chain_delivered": sorted((t for t in chain if t.status in Trigger.DELIVERED),
+                                  key=lambda t: t.status != Trigger.Status.SUCCEEDED),
         "chain_in_flight": [t for t in chain if t.status in IN_FLIGHT],
     })
 
@@ -111,7 +113,9 @@ def trigger_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def trigger_live(request: HttpRequest, pk: int) -> HttpResponse:
     """The part of the trigger page that changes until the trigger is final; the page polls it."""
     trigger = get_object_or_404(Trigger.objects.select_related("flow__org"), pk=pk)
-    return render(request, "console/_trigger_live.html", _trigger_context(trigger))
+    return render(request, "console/_trigger_live.html", {
+        **_trigger_context(trigger), "can_resend": request.user.has_perm("flows.resend_trigger"),
+    })
 
 
 def _report(request: HttpRequest, outcome: ResendOutcome) -> None:

@@ -70,13 +70,22 @@ def test_the_status_filter_offers_unknown_and_the_list_styles_it(as_bob, flow, u
 def test_the_page_of_an_unknown_trigger_asks_a_person_to_decide(as_bob, unknown):
     html = as_bob.get(page_of(unknown)).content.decode()
 
-    box = html[html.index('id="unknown-box"'):html.index('<dl class="facts">')]
+    start = html.index('id="unknown-box"')
+    box = html[start:html.index('<dl class="facts">', start)]
     assert ("Salesforce may have run this flow: its answer was lost.</strong> Check in Salesforce whether the "
             "customer got it, then:") in box
     assert f'action="{mark_url(unknown)}"' in box and ">Mark as delivered</button>" in box
     assert f'action="{reverse("console:trigger_resend", args=[unknown.pk])}"' in box and ">Re-send</button>" in box
     assert box.count("csrfmiddlewaretoken") == 2
     assert HINT in html
+
+
+def test_the_live_part_shows_the_decision_as_soon_as_the_trigger_ends_unknown(as_bob, unknown):
+    """The trigger page follows a trigger live: the box must come with the update, not only after a reload."""
+    live = as_bob.get(reverse("console:trigger_live", args=[unknown.pk])).content.decode()
+
+    assert 'id="unknown-box"' in live and ">Mark as delivered</button>" in live
+    assert live.count("csrfmiddlewaretoken") == 2
 
 
 def test_support_without_the_resend_permission_sees_no_decision_buttons(unknown):
