@@ -132,3 +132,19 @@ def test_sync_retries_a_transient_error_in_process(demo, sf, settings, monkeypat
     code, printed = trigger_flow("demo", "On_Demand_Flow", "IndividualId=003Ho00002AlRM8IAN", "--sync")
 
     assert (code, printed["status"], printed["attempts"], printed["error"]) == (0, "succeeded", 2, None)
+
+
+def test_trigger_flow_reports_an_unknown_outcome_and_exits_1(demo, sf):
+    """An at-most-once flow whose answer was lost: the JSON says unknown, with what to do, and the exit code is 1."""
+    import requests
+
+    demo.delivery = Flow.Delivery.AT_MOST_ONCE
+    demo.save()
+    sf.post(INVOKE_URL, body=requests.ReadTimeout("Read timed out. (read timeout=30)"))
+
+    code, printed = trigger_flow("demo", "On_Demand_Flow", "IndividualId=003UNKNOWN", "--sync")
+
+    assert code == 1
+    assert (printed["status"], printed["error"]["code"]) == ("unknown", "TIMEOUT")
+    assert "Mark as delivered" in printed["error"]["hint"]
+    assert Trigger.objects.get().status == Trigger.Status.UNKNOWN
