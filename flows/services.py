@@ -111,10 +111,6 @@ def trigger_resend(*, trigger: Trigger, actor: AbstractBaseUser | None, actor_la
     )
 
 
-def trigger_has_successful_resend(trigger: Trigger) -> bool:
-    return trigger.resends.filter(status=Trigger.Status.SUCCEEDED).exists()
-
-
 class NotUnknown(Exception):
     """Only a trigger whose outcome is unknown can be marked as delivered."""
 
@@ -398,7 +394,9 @@ def _after_failure(trigger: Trigger, error: SalesforceError, claim: Claim) -> Tr
     """Permanent errors end the trigger; transient ones wait for the next delay of FLOWGATE_RETRY_DELAYS. An
     outcome that may hide a run ends an at-most-once flow's trigger as unknown, for a person to decide."""
     if error.code == "REQUEST_LIMIT_EXCEEDED":
-        return _pause_org(trigger, error, claim) if is_daily_limit(error) else _back_off(trigger, error, claim)
+        if is_daily_limit(error.code, error.message):
+            return _pause_org(trigger, error, claim)
+        return _back_off(trigger, error, claim)
     if error.may_have_run and trigger.flow.delivery == Flow.Delivery.AT_MOST_ONCE:
         return _finish(trigger, claim, Trigger.Status.UNKNOWN, code=error.code, message=error.message,
                        hint=UNKNOWN_HINT)

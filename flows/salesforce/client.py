@@ -23,8 +23,8 @@ from ..models import Exchange, ExternalClientApp, Org, Trigger
 from ..pacing import call_seconds
 from . import tokens
 from .errors import (
-    FLOW_NOT_FOUND_HINT, HINTS, NOT_RUN, SalesforceError, flow_error_hint, invoke_outcome, network_failure,
-    token_error_hint,
+    FLOW_NOT_FOUND_HINT, HINTS, NOT_RUN, SalesforceError, flow_error_hint, invoke_outcome, is_daily_limit,
+    network_failure, token_error_hint,
 )
 from .recording import Claim, record_exchange
 
@@ -346,7 +346,7 @@ class SalesforceClient:
             hint = FLOW_NOT_FOUND_HINT
         elif status == 410:
             hint = HINTS["API_VERSION_RETIRED"]
-        elif code == "REQUEST_LIMIT_EXCEEDED" and "totalrequests" not in message.replace(" ", "").lower():
+        elif code == "REQUEST_LIMIT_EXCEEDED" and not is_daily_limit(code, message):
             hint = HINTS["CONCURRENT_LIMIT"]
         return SalesforceError(code, message, permanent=not transient, status=status, hint=hint, outcome=outcome)
 

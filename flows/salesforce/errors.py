@@ -144,8 +144,6 @@ HINTS: dict[str, str] = {
     "DISALLOWED_HOST": "Fix the org's My Domain URL: Flowgate sends credentials only to Salesforce's API hosts.",
     "DISALLOWED_INSTANCE_URL": "The org's My Domain URL must be the org's own Salesforce API host.",
 }
-# Kept for callers that look a REST error code up directly.
-REST_ERROR_HINTS = HINTS
 
 
 def default_hint(code: str, status: int | None = None, outcome: str = NOT_RUN) -> str:
@@ -179,10 +177,10 @@ def token_error_hint(error: str, description: str) -> str:
     return ""
 
 
-def is_daily_limit(error: SalesforceError) -> bool:
+def is_daily_limit(code: str, message: str) -> bool:
     """REQUEST_LIMIT_EXCEEDED means the daily allocation only with this message; otherwise (ConcurrentPerOrgLongTxn,
     or a message we do not know) it is a concurrency limit that clears in seconds."""
-    return error.code == "REQUEST_LIMIT_EXCEEDED" and "totalrequests" in error.message.replace(" ", "").lower()
+    return code == "REQUEST_LIMIT_EXCEEDED" and "totalrequests" in message.replace(" ", "").lower()
 
 
 # --- network failures: what happened, and whether the request can have reached Salesforce -------------------

@@ -14,10 +14,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from .models import ShopifyWebhook, WebhookDelivery
+from ..console.views import _back
 from .selectors import deliveries_replayable, delivery_page, delivery_search
 from .services import REPLAYABLE, ReplayCounts, deliveries_replay, delivery_replay
 
@@ -83,14 +83,6 @@ def _report(request: HttpRequest, counts: ReplayCounts) -> None:
     (messages.success if counts.triggered or not counts.replayed else messages.warning)(request, summary)
     for pk, reason in counts.skips[:10]:
         messages.warning(request, f"Delivery {pk} skipped: {reason}")
-
-
-def _back(request: HttpRequest, fallback: str) -> str:
-    target = request.POST.get("next") or ""
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                       require_https=request.is_secure()):
-        return target
-    return fallback
 
 
 def _actor(request: HttpRequest) -> str:

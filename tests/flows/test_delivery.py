@@ -443,7 +443,7 @@ def test_no_call_starts_that_could_not_end_within_the_lease(sf, flow, monkeypatc
 
     services.trigger_dispatch(trigger_id=trigger.pk)
 
-    assert sf.calls == [] or all(call.request.url != INVOKE_URL for call in sf.calls)
+    assert len(sf.calls) == 0  # not even the token request: it, too, could outlast the lease
     stored = Trigger.objects.get(pk=trigger.pk)
     assert (stored.status, stored.error_code) == (Trigger.Status.RETRYING, "LEASE_EXHAUSTED")
     assert "nothing was sent" in stored.hint
