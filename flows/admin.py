@@ -6,6 +6,8 @@ from functools import partial
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
@@ -21,6 +23,7 @@ from .console import views as console_views
 from .flow_import import flow_import_apply, flow_import_preview, flow_list_remote
 from .models import Exchange, ExternalClientApp, Flow, FlowInput, Org, ResendJob, Trigger
 from .resend_jobs import MAX_JOB_SELECTION, resend_job_create
+from .roles import ADMINS, SUPPORT, login_problem
 from .salesforce import SalesforceError
 from .selectors import chain_counts
 
@@ -149,7 +152,8 @@ class OrgAdmin(admin.ModelAdmin):
         return self._render(request, "admin/flows/org/connection.html", org, report=report,
                             title=f"Test connection: {org.name}")
 
-    @admin.action(description="Test connection of the selected orgs")
+    # The same permission as the Test connection button: it calls Salesforce and drops the org's cached token.
+    @admin.action(description="Test connection of the selected orgs", permissions=["change"])
     def test_connection_action(self, request: HttpRequest, queryset) -> None:
         for org in queryset:
             report = org_test_connection(org=org)
@@ -362,3 +366,38 @@ class ResendJobAdmin(ReadOnlyAdmin):
 
 from .api import admin as api_admin  # noqa: E402,F401  (API keys)
 from .webhooks import admin as webhooks_admin  # noqa: E402,F401  (Shopify webhooks, deliveries)
+
+
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class PersonAdmin(UserAdmin):
+    """Django's user admin, saying plainly when someone saved here still cannot use Flowgate, and why."""
+
+    list_display = ["username", "email", "roles", "is_staff", "is_active", "last_login"]
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    @admin.display(description="Groups")
+    def roles(self, user) -> str:
+        groups = ", ".join(sorted(group.name for group in user.groups.all()))
+        return groups or ("none (superuser)" if user.is_superuser else "none")
+
+    def get_form(self, request: HttpRequest, obj=None, change: bool = False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if "groups" in form.base_fields:
+            form.base_fields["groups"].help_text = (
+                f"{SUPPORT}: triggers, firing and re-sending. {ADMINS}: everything, credentials included. "
+                "Either one turns on Staff status, which the admin and the console need to let someone in."
+            )
+        return form
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        user = form.instance
+        user.refresh_from_db(fields=["is_staff", "is_active", "is_superuser"])
+        problem = login_problem(user)
+        if problem:
+            messages.warning(request, f"User {user.get_username()} {problem}")

@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import m2m_changed, post_migrate
 
 
 def _create_cache_table(sender, **kwargs) -> None:
@@ -17,7 +17,10 @@ class FlowsConfig(AppConfig):
     verbose_name = "Flowgate"
 
     def ready(self) -> None:
-        from .roles import sync_roles_after_migrate
+        from django.contrib.auth import get_user_model
+
+        from .roles import staff_for_role_members, sync_roles_after_migrate
 
         post_migrate.connect(_create_cache_table, sender=self)
         post_migrate.connect(sync_roles_after_migrate, sender=self)
+        m2m_changed.connect(staff_for_role_members, sender=get_user_model().groups.through)

@@ -30,6 +30,7 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_FAILURE_VIEW = "portal.errors.csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -43,6 +44,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # /static/ straight from the app, before sessions and the database are touched (README: production).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     # A view that cannot reach the database answers 503 with Retry-After, not 500 (see flows/middleware.py).
     "flows.middleware.DatabaseUnavailableMiddleware",
     # Console and admin queries planned for their own values, not as prepared generic plans (flows/plans.py).
@@ -101,7 +104,18 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# The login page refuses a user name after this many failed logins within the window, and an address after
+# FLOWGATE_LOGIN_MAX_FAILURES_PER_ADDRESS (several people may share one office address); see portal/login.py.
+FLOWGATE_LOGIN_MAX_FAILURES = env.int("FLOWGATE_LOGIN_MAX_FAILURES", default=5)
+FLOWGATE_LOGIN_MAX_FAILURES_PER_ADDRESS = env.int("FLOWGATE_LOGIN_MAX_FAILURES_PER_ADDRESS", default=20)
+FLOWGATE_LOGIN_WINDOW_SECONDS = env.int("FLOWGATE_LOGIN_WINDOW_SECONDS", default=900)
+# How many proxies in front of the web server append to X-Forwarded-For: the client's address is the entry
+# that many places from the right. 0 (the default) takes the connection's own address and ignores the header,
+# which a client could otherwise fill with any address it likes.
+FLOWGATE_TRUSTED_PROXIES = env.int("FLOWGATE_TRUSTED_PROXIES", default=0)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -110,6 +124,16 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(VAR_DIR / "static"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Without DEBUG, `collectstatic` writes hashed, compressed copies that WhiteNoise serves with a one-year
+    # immutable cache; a page rendered before `collectstatic` ran fails loudly instead of linking missing files.
+    # With DEBUG (make run), files are served from the apps' folders as they are edited.
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage" if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage",
+    },
+}
 
 LOGIN_URL = "admin:login"
 
@@ -193,11 +217,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # A refused page is one warning line (who, what), not a traceback of the PermissionDenied that said no.
+    "filters": {"forbidden_without_traceback": {"()": "portal.logs.ForbiddenWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # urllib3 logs full URLs and nothing else we need; keep it quiet.
         "urllib3": {"level": "WARNING"},
+        "django.request": {"filters": ["forbidden_without_traceback"]},
     },
 }
 

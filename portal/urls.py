@@ -2,9 +2,15 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from portal.login import ThrottledAdminAuthenticationForm
+
 admin.site.site_header = "Flowgate"
 admin.site.site_title = "Flowgate"
 admin.site.index_title = "Orgs, flows, triggers and their exchanges with Salesforce"
+admin.site.login_form = ThrottledAdminAuthenticationForm
+
+# Refusals get a page in the portal's look with a way back (portal/errors.py), not a bare "403 Forbidden".
+handler403 = "portal.errors.permission_denied"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="console:triggers", permanent=False)),

@@ -1,8 +1,11 @@
-"""Starts the Salesforce emulator, the web server and a Celery worker (with its beat for the sweep) together;
-Ctrl-C stops all three."""
+"""`make run`'s process runner: the Procfile's release step, then its web, worker and beat processes with the
+Salesforce emulator beside them. Ctrl-C or SIGTERM stops them all; so does any one of them stopping."""
+
+from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,40 +14,75 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
+PROCFILE_LINE = re.compile(r"^([a-z][a-z0-9_-]*):\s*(.+)$")
+LONG_RUNNING = ("web", "worker", "beat")
+
+
+class Stop(Exception):
+    """SIGTERM, turned into the same orderly stop as Ctrl-C."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stop
+
+
+def procfile(path: Path) -> dict[str, str]:
+    processes = {}
+    for line in path.read_text().splitlines():
+        if match := PROCFILE_LINE.match(line.strip()):
+            processes[match.group(1)] = match.group(2)
+    return processes
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--emulator-port", type=int, default=8765)
+    parser.add_argument("--procfile", type=Path, default=ROOT / "Procfile")
     args = parser.parse_args()
-    var = ROOT / "var"
-    var.mkdir(exist_ok=True)
-    commands = {
-        "emulator": [PY, "-m", "sfemu", "--port", str(args.emulator_port)],
-        "web": [PY, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload"],
-        "worker": [PY, "-m", "celery", "-A", "portal", "worker", "--beat", "--loglevel", "INFO",
-                   "--concurrency", "4", "--schedule", str(var / "celerybeat-schedule")],
+    signal.signal(signal.SIGTERM, _stop)
+    (ROOT / "var").mkdir(exist_ok=True)
+    env = {
+        **os.environ,
+        # The Procfile's commands are the virtualenv's (gunicorn, celery, python), as on a server.
+        "PATH": f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HOST": "127.0.0.1", "PORT": str(args.port),
+        "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "1"),
+        "WORKER_THREADS": os.environ.get("WORKER_THREADS", "4"),
     }
-    processes = {name: subprocess.Popen(cmd, cwd=ROOT) for name, cmd in commands.items()}
-    time.sleep(1.5)
-    print(
-        f"\n  Flowgate is running: http://127.0.0.1:{args.port}/admin/  (login: admin / admin)\n"
-        f"  Support console:     http://127.0.0.1:{args.port}/console/\n"
-        f"  Salesforce emulator: http://127.0.0.1:{args.emulator_port}   Ctrl-C stops everything.\n"
-        f"  Fire the demo flow:  .venv/bin/python manage.py trigger_flow demo On_Demand_Flow "
-        f"IndividualId=003DEMO EmailAddress=you@example.com --wait 10\n",
-        flush=True,
-    )
+    commands = procfile(args.procfile)
+    release = subprocess.run(["sh", "-c", commands["release"]], cwd=ROOT, env=env, capture_output=True, text=True)
+    if release.returncode != 0:
+        print(f"The Procfile's release step failed:\n{release.stdout}{release.stderr}", file=sys.stderr)
+        return release.returncode
+    processes: dict[str, subprocess.Popen] = {}
     try:
+        processes["emulator"] = subprocess.Popen([PY, "-m", "sfemu", "--port", str(args.emulator_port)], cwd=ROOT,
+                                                 env=env, start_new_session=True)
+        for name in LONG_RUNNING:
+            # exec: the signal reaches the program itself, not a shell waiting on it. A session of their own, so
+            # Ctrl-C reaches only this runner, which then stops each of them once, in order.
+            processes[name] = subprocess.Popen(["sh", "-c", f"exec {commands[name]}"], cwd=ROOT, env=env,
+                                               start_new_session=True)
+        time.sleep(1.5)
+        print(
+            f"\n  Flowgate is running (Python {sys.version.split()[0]}): http://127.0.0.1:{args.port}/admin/  "
+            f"(login: admin / admin)\n"
+            f"  Support console:     http://127.0.0.1:{args.port}/console/\n"
+            f"  Salesforce emulator: http://127.0.0.1:{args.emulator_port}   Ctrl-C stops everything.\n"
+            f"  Fire the demo flow:  .venv/bin/python manage.py trigger_flow demo On_Demand_Flow "
+            f"IndividualId=003DEMO EmailAddress=you@example.com --wait 10\n",
+            flush=True,
+        )
         while all(p.poll() is None for p in processes.values()):
             time.sleep(0.5)
         stopped = [name for name, p in processes.items() if p.poll() is not None]
         print(f"{', '.join(stopped)} stopped; stopping the rest.", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stop):
         return 0
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the stop short
         for process in processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -53,7 +91,8 @@ def main() -> int:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 if __name__ == "__main__":

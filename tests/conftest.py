@@ -9,6 +9,7 @@ from celery.contrib.testing.worker import start_worker
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.cache import cache
+from django.core.management import call_command
 
 from flows.models import ExternalClientApp, Flow, FlowInput, Org, Trigger
 from flows.roles import ADMINS, SUPPORT
@@ -19,6 +20,13 @@ from sfemu import DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, serve_in_thread
 MY_DOMAIN = "https://acme.my.salesforce.com"
 CONSUMER_KEY = "3MVG9-test-consumer-key-0123456789"
 CONSUMER_SECRET = "test-consumer-secret-ABCDEF0123456789"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _static_files_collected():
+    """DEBUG is off in tests, so pages link static files by their hashed names from collectstatic's manifest,
+    exactly as in production (WhiteNoise): collected once per run, into the test run's own STATIC_ROOT."""
+    call_command("collectstatic", interactive=False, verbosity=0)
 
 
 @pytest.fixture(autouse=True)

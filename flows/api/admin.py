@@ -57,7 +57,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def state(self, api_key: ApiKey) -> str:
         return "active" if api_key.is_active else f"revoked {api_key.revoked_at:%Y-%m-%d %H:%M}"
 
-    @admin.action(description="Revoke the selected API keys")
+    @admin.action(description="Revoke the selected API keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         count = api_key_revoke(api_keys=queryset)
         self.message_user(request, f"Revoked {count} API key(s): requests with them now get 401.", messages.SUCCESS)

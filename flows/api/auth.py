@@ -1,4 +1,7 @@
-"""Bearer API keys at the edge of the API: 401 without a valid key, 403 for a flow outside its scope."""
+"""Bearer API keys at the edge of the API: 401 without a valid key; a flow outside its scope is not found (404).
+
+A key scoped to some flows must not learn which other flows, orgs or trigger ids exist: "not yours" answers
+exactly as "does not exist" does, the same status and the same body."""
 
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ def authenticate(request: HttpRequest) -> ApiKey:
     return api_key
 
 
-def require_scope(api_key: ApiKey, flow: Flow) -> None:
-    if not api_key_allows(api_key=api_key, flow_id=flow.pk):
-        raise HttpError(403, f"This API key may not use the flow {flow.org.slug}/{flow.api_name}.")
+def in_scope(api_key: ApiKey, flow: Flow | None) -> Flow | None:
+    """The flow when it exists and the key may use it, else None: the caller answers 404 for both."""
+    if flow is None or not api_key_allows(api_key=api_key, flow_id=flow.pk):
+        return None
+    return flow

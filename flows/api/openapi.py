@@ -30,8 +30,7 @@ def _error(description: str) -> dict[str, Any]:
 
 AUTH_ERRORS = {
     "401": _error("No API key, or an invalid or revoked one."),
-    "403": _error("The API key is not scoped to this flow."),
-    "404": _error("No such org or flow (or trigger)."),
+    "404": _error("No such org or flow (or trigger), or one the API key is not scoped to: the same answer."),
     "405": _error("Another method than the ones listed."),
 }
 BODY_ERRORS = {

@@ -10,7 +10,7 @@ from ..inputs import InputValidationError
 from ..models import Flow
 from ..services import IdempotencyConflict
 from . import selectors, services
-from .auth import authenticate, require_scope
+from .auth import authenticate, in_scope
 from .http import HttpError, InvalidJson, is_storable, json_view, parse_json, read_body
 from .models import ApiKey
 from .openapi import openapi_document
@@ -19,12 +19,12 @@ JSON_TYPES = {"application/json"}
 
 
 def _key_and_flow(request: HttpRequest, org_slug: str, flow_api_name: str) -> tuple[ApiKey, Flow]:
-    """401 without a valid key, 404 for an unknown org or flow, 403 for a flow outside the key's scope."""
+    """401 without a valid key; 404, with one body, for an unknown org or flow and for a flow outside the key's
+    scope."""
     api_key = authenticate(request)
-    flow = selectors.flow_for_api(org_slug=org_slug, api_name=flow_api_name)
+    flow = in_scope(api_key, selectors.flow_for_api(org_slug=org_slug, api_name=flow_api_name))
     if flow is None:
         raise HttpError(404, f"No flow {flow_api_name!r} in org {org_slug!r}.")
-    require_scope(api_key, flow)
     return api_key, flow
 
 
@@ -89,9 +89,8 @@ def trigger_batch(request: HttpRequest, org_slug: str, flow_api_name: str) -> Js
 def trigger_detail(request: HttpRequest, trigger_id: str) -> JsonResponse:
     api_key = authenticate(request)
     trigger = selectors.trigger_for_api(trigger_id=trigger_id)
-    if trigger is None:
+    if trigger is None or in_scope(api_key, trigger.flow) is None:
         raise HttpError(404, f"No trigger {trigger_id[:40]!r}.")
-    require_scope(api_key, trigger.flow)
     return JsonResponse(selectors.trigger_api_dict(trigger))
 
 

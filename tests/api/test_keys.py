@@ -43,7 +43,7 @@ def test_create_api_key_prints_the_key_last_and_stores_only_its_hash(client, flo
     assert (api_key.name, api_key.all_flows, list(api_key.flows.all())) == ("ERP sync", False, [flow])
     assert Api(client, raw).post(TRIGGERS, {"inputs": VALID_INPUTS}).status_code == 202
     assert Api(client, raw).post("/api/v1/flows/acme/Other_Flow/triggers",
-                                 {"inputs": VALID_INPUTS}).status_code == 403
+                                 {"inputs": VALID_INPUTS}).status_code == 404
 
 
 def test_create_api_key_without_flows_scopes_all_flows(client, flow, other_flow):

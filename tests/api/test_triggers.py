@@ -116,11 +116,14 @@ def test_a_revoked_key_is_401(api, scoped_key):
     assert response.json() == {"error": "The API key is invalid or revoked."}
 
 
-def test_a_key_for_another_flow_is_403(api, other_flow):
+def test_a_key_for_another_flow_gets_the_same_404_as_a_flow_that_does_not_exist(api, other_flow):
+    """A scoped key learns nothing about flows it may not use: same status, same body as a missing flow."""
     response = api.post("/api/v1/flows/acme/Other_Flow/triggers", {"inputs": VALID_INPUTS})
+    other_flow.delete()
+    missing = api.post("/api/v1/flows/acme/Other_Flow/triggers", {"inputs": VALID_INPUTS})
 
-    assert response.status_code == 403
-    assert response.json() == {"error": "This API key may not use the flow acme/Other_Flow."}
+    assert (response.status_code, response.json()) == (404, {"error": "No flow 'Other_Flow' in org 'acme'."})
+    assert (missing.status_code, missing.content) == (response.status_code, response.content)
     assert not Trigger.objects.exists()
 
 
@@ -286,7 +289,7 @@ def test_a_batch_body_of_the_wrong_shape_is_400(api, body, message):
 def test_a_batch_needs_a_key_scoped_to_the_flow(api, other_flow):
     response = api.post("/api/v1/flows/acme/Other_Flow/triggers/batch", {"items": [{"inputs": VALID_INPUTS}]})
 
-    assert response.status_code == 403
+    assert (response.status_code, response.json()) == (404, {"error": "No flow 'Other_Flow' in org 'acme'."})
     assert not Trigger.objects.exists()
 
 
@@ -341,9 +344,11 @@ def test_only_keys_scoped_to_the_triggers_flow_may_read_it(client, api, other_fl
     created = api.post(TRIGGERS, {"inputs": VALID_INPUTS}).json()
 
     response = Api(client, other_raw).get(created["url"])
+    Trigger.objects.filter(pk=created["id"]).delete()
+    missing = api.get(created["url"])
 
-    assert response.status_code == 403
-    assert response.json() == {"error": "This API key may not use the flow acme/On_Demand_Flow."}
+    assert (response.status_code, response.json()) == (404, {"error": f"No trigger '{created['id']}'."})
+    assert (missing.status_code, missing.content) == (response.status_code, response.content)
     assert Api(client, None).get(created["url"]).status_code == 401
 
 

@@ -34,3 +34,16 @@ def login(page, live_server):
         page.wait_for_url(f"{live_server.url}/console/**")
 
     return login_as
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _static_files_served_by_whitenoise():
+    """pytest-django's live server puts Django's StaticFilesHandler in front of the app, which finds files by their
+    source names only; with DEBUG off, pages link collectstatic's hashed names, which WhiteNoise (in the app's
+    middleware) serves as it does in production. The live server gets the app as it is."""
+    from django.contrib.staticfiles import handlers
+
+    original = handlers.StaticFilesHandler
+    handlers.StaticFilesHandler = lambda application: application
+    yield
+    handlers.StaticFilesHandler = original

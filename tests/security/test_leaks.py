@@ -194,7 +194,7 @@ def test_no_secret_appears_anywhere(worker, emulator, emu_flow, every_log_line, 
     fired.extend(result["id"] for result in batch.json()["results"])
     # A key for another flow, and no key at all: refused, and the refusals leak nothing either.
     assert pages.post(Client(), API, {"inputs": {}}, content_type="application/json",
-                      headers={"Authorization": f"Bearer {other_key}"}).status_code == 403
+                      headers={"Authorization": f"Bearer {other_key}"}).status_code == 404
     assert pages.post(Client(), API, {"inputs": {}}, content_type="application/json").status_code == 401
 
     # Shopify: a delivery signed with the current secret, one with the previous one, one unsigned.

@@ -21,6 +21,7 @@ import responses
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
+from django.forms.models import model_to_dict
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 
@@ -47,8 +48,9 @@ def staff(support: int, admin: int) -> Expect:
 
 
 def api(flow_key: int) -> Expect:
-    """An API endpoint: a session is no credential (401), a key for another flow is out of scope (403)."""
-    return {"anonymous": 401, "support": 401, "admin": 401, "shopify": 401, "other_key": 403, "flow_key": flow_key}
+    """An API endpoint: a session is no credential (401); to a key for another flow, the flow and its triggers do
+    not exist (404, as for a flow that really does not)."""
+    return {"anonymous": 401, "support": 401, "admin": 401, "shopify": 401, "other_key": 404, "flow_key": flow_key}
 
 
 def everyone(status: int) -> Expect:
@@ -239,6 +241,7 @@ class World:
     clients: dict[str, Client]
     headers: dict[str, dict[str, str]]
     secrets: list[str] = field(default_factory=list)
+    users: dict[str, Any] = field(default_factory=dict)
 
 
 @pytest.fixture
@@ -291,7 +294,8 @@ def world(db, enqueued, salesforce) -> World:
     clients["support"], clients["admin"] = logged_in(bob), logged_in(alice)
     headers = {"other_key": {"Authorization": f"Bearer {other_raw}"},
                "flow_key": {"Authorization": f"Bearer {flow_raw}"}}
-    return World(samples, clients, headers, [CONSUMER_KEY, CONSUMER_SECRET, SECRET, flow_raw, other_raw])
+    return World(samples, clients, headers, [CONSUMER_KEY, CONSUMER_SECRET, SECRET, flow_raw, other_raw],
+                 {"support": bob, "admin": alice})
 
 
 def request(world: World, persona: str, probe: Probe, path: str):
@@ -327,3 +331,83 @@ def test_each_persona_gets_the_expected_status(world, route, index, probe):
         content = response.content.decode("utf-8", "replace")
         for secret in world.secrets:
             assert secret not in content, f"{persona} saw a secret at {path}"
+
+
+# --- admin actions ----------------------------------------------------------------------------------------
+
+# Registered model -> {action: (offered to Support, offered to Flowgate admins)}. An action needs the permission
+# of the view it mirrors: Test connection calls Salesforce and drops the org's cached token, so it takes the
+# org's change permission, like its button. An action added without an entry here fails the first test below.
+ACTIONS: dict[str, dict[str, tuple[bool, bool]]] = {
+    "auth.group": {"delete_selected": (False, True)},
+    "auth.user": {"delete_selected": (False, True)},
+    "flows.externalclientapp": {"delete_selected": (False, True)},
+    "flows.apikey": {"delete_selected": (False, True), "revoke": (False, True)},
+    "flows.shopifywebhook": {"delete_selected": (False, True)},
+    "flows.org": {"delete_selected": (False, True), "test_connection_action": (False, True)},
+    "flows.flow": {"delete_selected": (False, True)},
+    "flows.trigger": {"delete_selected": (False, False), "resend_action": (True, True)},
+    "flows.exchange": {"delete_selected": (False, False)},
+    "flows.resendjob": {"delete_selected": (False, False)},
+    "flows.webhookdelivery": {"delete_selected": (False, False), "replay_action": (True, True)},
+}
+ACTION_PROBES = [(label, action, allowed) for label, actions in ACTIONS.items()
+                 for action, allowed in actions.items()]
+
+
+def _model_admin(label: str):
+    return next(model_admin for model, model_admin in admin.site._registry.items()
+                if model._meta.label_lower == label)
+
+
+def test_every_admin_action_is_in_the_matrix():
+    registered = {model._meta.label_lower: {name for _, name, _ in model_admin._get_base_actions()}
+                  for model, model_admin in admin.site._registry.items()}
+
+    assert registered == {label: set(actions) for label, actions in ACTIONS.items()}
+
+
+@pytest.mark.parametrize("label", sorted(ACTIONS))
+def test_each_persona_is_offered_the_actions_its_permissions_allow(world, rf, label):
+    model_admin = _model_admin(label)
+    for persona, column in (("support", 0), ("admin", 1)):
+        request = rf.get("/")
+        request.user = world.users[persona]
+
+        offered = set(model_admin.get_actions(request))
+
+        assert offered == {action for action, allowed in ACTIONS[label].items() if allowed[column]}, persona
+
+
+def _snapshot(world: World, label: str) -> dict[str, Any]:
+    model = next(model for model in admin.site._registry if model._meta.label_lower == label)
+    rows = {label: [model_to_dict(row) for row in model.objects.order_by("pk")]}
+    for other in (Trigger, ResendJob, Exchange):
+        rows[other._meta.label_lower] = other.objects.count()
+    return rows
+
+
+@pytest.mark.parametrize("label, action", [(label, action) for label, action, (support, _) in ACTION_PROBES
+                                           if not support], ids=lambda value: value)
+def test_an_action_not_offered_to_support_does_nothing_when_posted(world, salesforce, label, action):
+    """Forged: the POST the changelist would send if it offered the action. Nothing may change, and nothing may
+    reach Salesforce (Test connection would call it three times and drop the org's token)."""
+    app, model = label.split(".")
+    sample = world.samples[f"{app}_{model}"]
+    before, calls = _snapshot(world, label), len(salesforce.calls)
+
+    response = world.clients["support"].post(f"/admin/{app}/{model}/", {
+        "action": action, "_selected_action": [sample], "index": 0, "post": "yes"})
+
+    assert response.status_code in (200, 302, 403)  # the list again, a redirect to it, or refused
+    assert _snapshot(world, label) == before
+    assert len(salesforce.calls) == calls, [call.request.url for call in salesforce.calls[calls:]]
+
+
+def test_admins_run_test_connection_from_the_org_list(world, salesforce):
+    """The probe above is a real one: the same POST from an admin reaches Salesforce."""
+    response = world.clients["admin"].post("/admin/flows/org/", {
+        "action": "test_connection_action", "_selected_action": [world.samples["org"]], "index": 0})
+
+    assert response.status_code == 302
+    assert len(salesforce.calls) == 3

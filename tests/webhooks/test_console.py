@@ -127,6 +127,7 @@ def test_anonymous_and_non_staff_users_are_sent_to_the_login(client, deliveries)
     assert client.get(LIST)["Location"].startswith("/admin/login/")
     carol = get_user_model().objects.create_user("carol", password="carol-password-1")
     carol.groups.add(Group.objects.get(name=SUPPORT))
+    get_user_model().objects.filter(pk=carol.pk).update(is_staff=False)  # joining made her staff; turned off since
     client.force_login(carol)
     assert client.get(LIST).status_code == 302
 

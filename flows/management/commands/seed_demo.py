@@ -28,7 +28,9 @@ class Command(BaseCommand):
                             help="The org's My Domain URL (default: the local emulator, SALESFORCE_EMULATOR_URL).")
         parser.add_argument("--consumer-key", default=DEMO_CONSUMER_KEY)
         parser.add_argument("--consumer-secret", default=DEMO_CONSUMER_SECRET)
-        parser.add_argument("--admin-password", default="admin")
+        parser.add_argument("--admin-password", default=None,
+                            help="Set the 'admin' user's password. Without it, a new 'admin' gets the password "
+                                 "'admin' and an existing one keeps its own.")
         parser.add_argument("--shopify-secret", default=None,
                             help="Also create the Shopify webhook 'demo' (orders/create → On_Demand_Flow) signed "
                                  "with this secret, at /hooks/shopify/demo.")
@@ -74,10 +76,16 @@ class Command(BaseCommand):
                                  topics={"orders/create": (flow, DEMO_SHOPIFY_MAPPING)})
 
         User = get_user_model()
-        admin = User.objects.filter(username="admin").first() or User(username="admin", email="admin@example.com")
-        admin.is_staff = admin.is_superuser = admin.is_active = True
-        admin.set_password(admin_password)
-        admin.save()
-        self.stdout.write(f"Demo ready: org 'demo' at {url}, flow On_Demand_Flow, admin user 'admin'.")
+        admin = User.objects.filter(username="admin").first()
+        if admin is None:
+            # The demo's one well-known password, never forced back on a user who has changed it since.
+            admin = User(username="admin", email="admin@example.com", is_staff=True, is_superuser=True)
+            admin_password = admin_password or "admin"
+        if admin_password is not None:
+            admin.set_password(admin_password)
+            admin.save()
+        password_note = "password set" if admin_password is not None else "its password unchanged"
+        self.stdout.write(f"Demo ready: org 'demo' at {url}, flow On_Demand_Flow, admin user 'admin' "
+                          f"({password_note}).")
         if shopify_secret:
             self.stdout.write("Shopify webhook 'demo': POST orders/create deliveries to /hooks/shopify/demo.")
