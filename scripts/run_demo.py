@@ -19,7 +19,7 @@ LONG_RUNNING = ("web", "worker", "beat")
 
 
 class Stop(Exception):
-    """SIGTERM, turned into the same orderly stop as Ctrl-C."""
+    """SIGTERM or SIGINT (Ctrl-C): the same orderly stop."""
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -40,7 +40,9 @@ def main() -> int:
     parser.add_argument("--emulator-port", type=int, default=8765)
     parser.add_argument("--procfile", type=Path, default=ROOT / "Procfile")
     args = parser.parse_args()
+    # Both set here: a process started in the background by a non-interactive shell inherits SIGINT ignored.
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     (ROOT / "var").mkdir(exist_ok=True)
     env = {
         **os.environ,
@@ -51,12 +53,13 @@ def main() -> int:
         "WORKER_THREADS": os.environ.get("WORKER_THREADS", "4"),
     }
     commands = procfile(args.procfile)
-    release = subprocess.run(["sh", "-c", commands["release"]], cwd=ROOT, env=env, capture_output=True, text=True)
-    if release.returncode != 0:
-        print(f"The Procfile's release step failed:\n{release.stdout}{release.stderr}", file=sys.stderr)
-        return release.returncode
     processes: dict[str, subprocess.Popen] = {}
     try:
+        release = subprocess.run(["sh", "-c", commands["release"]], cwd=ROOT, env=env, capture_output=True,
+                                 text=True)
+        if release.returncode != 0:
+            print(f"The Procfile's release step failed:\n{release.stdout}{release.stderr}", file=sys.stderr)
+            return release.returncode
         processes["emulator"] = subprocess.Popen([PY, "-m", "sfemu", "--port", str(args.emulator_port)], cwd=ROOT,
                                                  env=env, start_new_session=True)
         for name in LONG_RUNNING:
@@ -79,10 +82,11 @@ def main() -> int:
         stopped = [name for name, p in processes.items() if p.poll() is not None]
         print(f"{', '.join(stopped)} stopped; stopping the rest.", file=sys.stderr)
         return 1
-    except (KeyboardInterrupt, Stop):
+    except Stop:
         return 0
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the stop short
+        for signum in (signal.SIGTERM, signal.SIGINT):  # a second one must not cut the stop short
+            signal.signal(signum, signal.SIG_IGN)
         for process in processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
