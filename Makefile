@@ -15,29 +15,33 @@ $(VENV)/.python-$(PYTHON_VERSION):
 	  *) echo "Flowgate needs Python 3.11, 3.12 or 3.13; '$(PYTHON)' is $(or $(PYTHON_VERSION),not found)." \
 	       "Install one, or set PYTHON=/path/to/python3.13." >&2; exit 1;; esac
 	@echo "Python $(PYTHON_VERSION) ($(PYTHON)) for $(VENV); PYTHON=python3.1x picks another."
-	rm -rf $(VENV)
-	$(PYTHON) -m venv $(VENV)
-	touch $@
+	@rm -rf $(VENV)
+	@$(PYTHON) -m venv $(VENV)
+	@touch $@
 
+# Quiet: pip's output goes to var/install-$(PYTHON_VERSION).log, shown only when the install fails.
 $(VENV)/.installed: pyproject.toml $(VENV)/.python-$(PYTHON_VERSION)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $@
+	@mkdir -p var
+	@echo "Installing Flowgate and its dependencies into $(VENV) (about a minute the first time)."
+	@{ $(PY) -m pip install --disable-pip-version-check --upgrade pip && \
+	   $(PY) -m pip install --disable-pip-version-check -e '.[dev]'; } > var/install-$(PYTHON_VERSION).log 2>&1 || \
+	 { tail -n 40 var/install-$(PYTHON_VERSION).log; echo "The install failed: var/install-$(PYTHON_VERSION).log" >&2; exit 1; }
+	@touch $@
 
 install: $(VENV)/.installed
 
 # A local .env with fresh keys, never committed; the real environment wins over it.
 .env: | $(VENV)/.installed
-	$(PY) scripts/make_env.py $(EMULATOR_PORT) > .env
+	@$(PY) scripts/make_env.py $(EMULATOR_PORT) > .env
 	@echo "Wrote .env with a new SECRET_KEY and FLOWGATE_ENCRYPTION_KEYS (keep it: it decrypts your data)."
 
 migrate: install .env
-	$(PY) manage.py migrate --no-input
+	@$(PY) manage.py migrate --no-input --verbosity 0
 
 # The Procfile's processes (web, worker, beat) and the emulator, through scripts/run_demo.py.
 run: migrate
-	$(PY) manage.py seed_demo --salesforce-url http://127.0.0.1:$(EMULATOR_PORT)
-	$(PY) scripts/run_demo.py --port $(PORT) --emulator-port $(EMULATOR_PORT)
+	@$(PY) manage.py seed_demo --salesforce-url http://127.0.0.1:$(EMULATOR_PORT) > /dev/null
+	@$(PY) scripts/run_demo.py --port $(PORT) --emulator-port $(EMULATOR_PORT)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

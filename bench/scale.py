@@ -36,6 +36,7 @@ import platform
 import random
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -75,10 +76,14 @@ def configure_django(database: str) -> None:
     os.environ["DEBUG"] = "false"  # DEBUG would keep every query in memory
     import portal.testing  # noqa: F401  the test defaults for the rest (keys, hosts, no SSL redirect)
 
+    # Pages link their static files by collectstatic's hashed names (DEBUG off): collected into a folder of ours.
+    os.environ["STATIC_ROOT"] = os.path.join(tempfile.gettempdir(), "flowgate-bench-scale-static")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     import django
+    from django.core.management import call_command
 
     django.setup()
+    call_command("collectstatic", interactive=False, verbosity=0)
 
 
 def use_database(database: str) -> None:
@@ -254,7 +259,7 @@ FUNCTIONS = [
 TRIGGERS_SQL = """
 INSERT INTO flows_trigger (id, flow_id, inputs, status, source, actor_id, actor_label, idempotency_key,
     resend_of_id, resend_job_id, attempts, next_attempt_at, enqueued_at, claim_token, outputs, error_code,
-    error_message, hint, created_at, updated_at, finished_at)
+    error_message, hint, created_at, updated_at, finished_at, key)
 SELECT g, ({flows})[f], bench_inputs(g), status, source, NULL,
     CASE source WHEN 'api' THEN 'ERP sync' WHEN 'webhook' THEN 'Shopify ' || ({slugs})[f] ELSE '' END,
     CASE WHEN source = 'api' AND u5 < 0.6 THEN 'order-' || g END,
@@ -279,7 +284,8 @@ SELECT g, ({flows})[f], bench_inputs(g), status, source, NULL,
         'Send every required input.',
         'Check the External Client App''s Run As user and its session policies.',
         'Salesforce may have run the flow; check before re-sending.'])[e] ELSE '' END,
-    created, created + finish, CASE WHEN status IN ('succeeded', 'failed') THEN created + finish END
+    created, created + finish, CASE WHEN status IN ('succeeded', 'failed') THEN created + finish END,
+    md5(g::text || '-{seed}')::uuid
 FROM (
     SELECT g, bench_flow(g) AS f, bench_status(g) AS status, bench_created(g) AS created, bench_u(g, 5) AS u5,
         1 + floor(bench_u(g, 6) * 6)::int AS e,
@@ -293,7 +299,7 @@ FROM (
 
 EXCHANGES_SQL = """
 INSERT INTO flows_exchange (id, org_id, trigger_id, kind, method, url, request_headers, request_body,
-    response_status, response_headers, response_body, network_error, duration_ms, created_at)
+    response_status, response_headers, response_body, network_error, duration_ms, created_at, classification, late)
 SELECT x, ({orgs})[f], CASE WHEN org_level THEN NULL ELSE t END, kind,
     CASE kind WHEN 'limits' THEN 'GET' ELSE 'POST' END,
     'https://' || ({slugs})[f] || '.my.salesforce.com' || CASE kind
@@ -328,7 +334,7 @@ SELECT x, ({orgs})[f], CASE WHEN org_level THEN NULL ELSE t END, kind,
             || '", "Flow__InterviewStatus": "Finished"}}, "version": 1}}]' END
         ELSE '{{"DailyApiRequests": {{"Max": 100000, "Remaining": ' || (100000 - x % 90000) || '}}, '
             || '"DailyAsyncApexExecutions": {{"Max": 250000, "Remaining": 250000}}}}' END,
-    '', duration, created
+    '', duration, created, '', false
 FROM (
     SELECT x, t, kind, f, status, org_level,
         bench_created(t) + interval '1 millisecond' * (k * 300 + floor(bench_u(x, 11) * 200)) AS created,
@@ -440,6 +446,24 @@ def scenarios(size: Size, seed: int) -> list[Scenario]:
 
         return apply
 
+    def dashboard_at_newest_trigger(*, week_cached: bool = True) -> Callable[[], None]:
+        """The dashboard's windows end at the newest trigger of the database in use rather than now: a loaded
+        database is reused for days, and its last 24 hours would be empty. (One more query, by an index.)
+        Not `week_cached`: the 7-day charts' rows, shared for 2 minutes, are read on every request (the first
+        viewer's cost)."""
+        from flows import dashboard
+
+        original, cached_for = dashboard.clock, dashboard.WEEK_CACHE_SECONDS
+        dashboard.clock = lambda: (Trigger.objects.order_by("-created_at").values_list("created_at", flat=True)
+                                   .first() or original())
+        if not week_cached:
+            dashboard.WEEK_CACHE_SECONDS = 0  # read every time
+
+        def undo() -> None:
+            dashboard.clock, dashboard.WEEK_CACHE_SECONDS = original, cached_for
+
+        return undo
+
     result = [
         Scenario("console_failed", "console: failed triggers  /console/", ["/console/"],
                  ok('id="result_list"', "/console/triggers/"), TARGET_MS),
@@ -450,6 +474,11 @@ def scenarios(size: Size, seed: int) -> list[Scenario]:
                  ok("No triggers match this filter."), TARGET_MS),
         Scenario("console_trigger", "console: trigger page", [f"/console/triggers/{pk}/" for pk in page_ids],
                  ok("Exchanges with Salesforce", "exchange-"), TARGET_MS),
+        Scenario("console_dashboard", "console: dashboard  /console/dashboard/", ["/console/dashboard/"],
+                 ok("Needs a person now", '<figure class="chart"'), TARGET_MS, patch=dashboard_at_newest_trigger),
+        Scenario("console_dashboard_cold", "console: dashboard, 7 days read afresh", ["/console/dashboard/"],
+                 ok("Needs a person now", '<figure class="chart"'),
+                 patch=lambda: dashboard_at_newest_trigger(week_cached=False)),
         Scenario("admin_triggers", "admin: trigger changelist", ["/admin/flows/trigger/"], ok('id="result_list"')),
         Scenario("admin_exchanges", "admin: exchange changelist", ["/admin/flows/exchange/"],
                  ok('id="result_list"')),
@@ -513,7 +542,9 @@ class Side:
             self.get(scenario, 0)
         plans = []
         if explain:
-            slowest = sorted(captured.captured_queries, key=lambda q: float(q["time"]), reverse=True)[:3]
+            # Reads only: a page's SET (flows/plans.py) or a session write has no plan worth reading.
+            reads = [q for q in captured.captured_queries if q["sql"].lstrip().upper().startswith(("SELECT", "WITH"))]
+            slowest = sorted(reads, key=lambda q: float(q["time"]), reverse=True)[:3]
             with self.connection.cursor() as cursor:
                 for query in slowest:
                     cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + query["sql"])

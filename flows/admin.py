@@ -9,6 +9,7 @@ from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -26,6 +27,7 @@ from .resend_jobs import MAX_JOB_SELECTION, resend_job_create
 from .roles import ADMINS, SUPPORT, login_problem
 from .salesforce import SalesforceError
 from .selectors import chain_counts
+from .templatetags.console import usage
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -39,6 +41,26 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class SecretInput(forms.PasswordInput):
+    """A password box that never renders a value. After a failed save in which a secret was typed, it says plainly
+    that the secret must be typed again (`retype_note`), rather than leaving an empty box to be noticed."""
+
+    retype_note = ""
+
+    def __init__(self, attrs: dict | None = None) -> None:
+        super().__init__(attrs, render_value=False)
+
+    def render(self, name: str, value, attrs: dict | None = None, renderer=None) -> str:
+        if not self.retype_note:
+            return super().render(name, value, attrs, renderer)
+        note_id = f"{(attrs or {}).get('id') or name}_retype"
+        box = super().render(name, value, {**(attrs or {}), "aria-describedby": note_id}, renderer)
+        # Bold in the text's own colour, not a help text's grey: it asks for something (works on both pages that
+        # show the form, whose stylesheets are not this form's).
+        return format_html('{}<p class="help retype-note" id="{}" style="{}">{}</p>', box, note_id,
+                           "font-weight: 600; color: var(--body-fg)", self.retype_note)
+
+
 class ExternalClientAppForm(forms.ModelForm):
     """Write-only credentials: the form takes new values and never renders stored ones."""
 
@@ -49,13 +71,27 @@ class ExternalClientAppForm(forms.ModelForm):
     )
     new_consumer_secret = forms.CharField(
         label="Consumer secret", required=False, strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        widget=SecretInput(attrs={"autocomplete": "new-password"}),
         help_text="Leave empty to keep the stored secret.",
     )
 
     class Meta:
         model = ExternalClientApp
         fields = ["org", "name", "is_active"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # A bound form is rendered only when its page did not save (an error in it, or elsewhere on the page, e.g.
+        # the org's fields above the inline). The key it carries is what this admin just typed in this request, never
+        # a stored value (an unbound form has none: the field has no initial), so it is kept in its box. The secret
+        # is not sent back even so; the box says it must be typed again. (Fields and widgets are this form's copies.)
+        self.fields["new_consumer_key"].widget.render_value = self.is_bound
+        if self.is_bound and str(self.data.get(self.add_prefix("new_consumer_secret")) or "").strip():
+            self.fields["new_consumer_secret"].widget.retype_note = (
+                "For safety the secret is not shown again: type it again." if self.instance.pk is None else
+                "For safety the secret you typed is not shown again: type it again, or leave it empty to keep the "
+                "stored one."
+            )
 
     def clean(self):
         cleaned = super().clean()
@@ -90,10 +126,33 @@ class ExternalClientAppAdmin(admin.ModelAdmin):
 
     @admin.display(description="Credentials")
     def credentials(self, app: ExternalClientApp) -> str:
-        if not app.pk:
-            return "Not set yet."
-        when = app.rotated_at or app.created_at
-        return f"Consumer key and secret set, {timezone.localtime(when):%Y-%m-%d %H:%M}."
+        return credentials_fingerprint(app)
+
+
+# Real consumer keys run to 85 characters; a key shorter than this shows none of its characters, since its last 4
+# would be too large a part of it.
+KEY_TAIL_MIN_LENGTH = 16
+
+
+def credentials_fingerprint(app: ExternalClientApp) -> str:
+    """Which credentials are stored, never what they are: the key's last 4 characters, the secret's length, and when
+    they were set. Decrypted here, at display time, for an admin's page only (Support gets 403 on the app's pages
+    and no inline on the org's); nothing of it is logged or kept."""
+    from .crypto import DecryptionError  # imported here: the import block above is edited by others meanwhile
+
+    if not app.pk or app.consumer_key is None or app.consumer_secret is None:
+        return "Not set yet."
+    try:
+        key, secret = app.consumer_key.reveal(), app.consumer_secret.reveal()
+    except DecryptionError:
+        return ("Stored, but no key in FLOWGATE_ENCRYPTION_KEYS decrypts them: put back the key they were encrypted "
+                "with, or type the consumer key and secret again.")
+    key_part = f"key …{key[-4:]}" if len(key) >= KEY_TAIL_MIN_LENGTH else f"key of {len(key)} characters"
+    # rotated_at moves when the key, the secret or both change (the form takes either alone): it cannot tell which,
+    # so a changed app shows when its credentials last changed rather than claiming a date for each.
+    when = (f"last changed {timezone.localtime(app.rotated_at):%Y-%m-%d %H:%M %Z}" if app.rotated_at else
+            f"set {timezone.localtime(app.created_at):%Y-%m-%d %H:%M %Z}")
+    return f"{key_part} · secret {len(secret)} character{'s' if len(secret) != 1 else ''} · {when}"
 
 
 class ExternalClientAppInline(admin.TabularInline):
@@ -107,7 +166,7 @@ class ExternalClientAppInline(admin.TabularInline):
 
     @admin.display(description="Credentials")
     def credentials(self, app: ExternalClientApp) -> str:
-        return ExternalClientAppAdmin.credentials(None, app)
+        return credentials_fingerprint(app)
 
 
 @admin.register(Org)
@@ -190,14 +249,14 @@ class OrgAdmin(admin.ModelAdmin):
 
     @admin.display(description="API usage")
     def api_usage(self, org: Org) -> str:
-        if org.api_usage_max is None:
-            return "not seen yet"
-        return f"{org.api_usage_used:,} / {org.api_usage_max:,}"
+        return usage(org)
 
 
 class FlowInputInline(admin.TabularInline):
     model = FlowInput
-    fields = ["order", "name", "type", "is_collection", "required", "description"]
+    # One line per input: a description as a text box, not a textarea, so the table fits 1,280 px.
+    formfield_overrides = {models.TextField: {"widget": forms.TextInput}}
+    fields = ["order", "name", "type", "format", "is_collection", "required", "description"]
     extra = 0
 
 
@@ -342,8 +401,9 @@ class TriggerAdmin(IndexedSearchMixin, ReadOnlyAdmin):
 
 @admin.register(Exchange)
 class ExchangeAdmin(IndexedSearchMixin, ReadOnlyAdmin):
-    list_display = ["id", "created_at", "org", "kind", "method", "response_status", "classification", "late",
-                    "duration_ms", "trigger_id", "network_error"]
+    # The method follows from the kind, and late answers have their filter: both off the list so it fits 1,280 px.
+    list_display = ["id", "created_at", "org", "kind", "response_status", "classification", "duration_ms",
+                    "trigger_id", "network_error"]
     list_filter = ["kind", ResponseStatusClassFilter, "classification", "late", "org", "created_at"]
     paginator = CappedCountPaginator
     search_id_fields = ("trigger_id",)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.db import transaction
@@ -11,6 +13,7 @@ from .models import Flow, FlowInput, Org
 from .salesforce import SalesforceClient
 
 Type = FlowInput.Type
+Format = FlowInput.Format
 # Describe types are upper-case (salesforce-api.md section 3); anything unknown imports as text.
 DESCRIBE_TYPES = {
     "STRING": Type.TEXT, "TEXTAREA": Type.TEXT, "PICKLIST": Type.TEXT, "MULTIPICKLIST": Type.TEXT,
@@ -20,6 +23,16 @@ DESCRIBE_TYPES = {
     "CURRENCY": Type.CURRENCY, "BOOLEAN": Type.BOOLEAN, "DATE": Type.DATE, "DATETIME": Type.DATETIME,
     "SOBJECT": Type.RECORD, "APEX": Type.RECORD,
 }
+# A name that says what its text holds (EmailAddress, ContactEmail, TelephoneNumber, MobilePhone): a format is
+# offered on import. Salesforce's own EMAIL type is checked as an address by Salesforce, so it gets one too; its
+# PHONE type is free text ("(415) 555-0123"), so only the name decides for phones.
+EMAIL_WORDS = ("email",)
+PHONE_WORDS = ("phone", "telephone", "mobile")
+# ...unless a word of the name says it is about the address, not the address (EmailSubject, PhoneOptIn, MobileId):
+# a wrong format would refuse every trigger carrying such a value. Whole words, so AccountEmail is an address.
+NOT_A_VALUE_WORDS = {"subject", "body", "template", "opt", "consent", "status", "type", "count", "verified",
+                     "bounce", "bounced", "message", "id"}
+_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -29,11 +42,19 @@ class InputSpec:
     is_collection: bool
     required: bool
     description: str
+    # Offered for a new input; an input imported before keeps the format it has (the admin may have changed it).
+    format: str = Format.NONE
+
+    @property
+    def format_label(self) -> str:
+        return dict(Format.choices)[self.format] if self.format else ""
 
     def differs_from(self, existing: FlowInput) -> list[str]:
         changes = []
         if existing.type != self.type:
             changes.append(f"type {existing.type} → {self.type}")
+            if existing.format and self.type != Type.TEXT:
+                changes.append(f"format {existing.get_format_display()} dropped (text only)")
         if existing.required != self.required:
             changes.append("now required" if self.required else "now optional")
         if existing.is_collection != self.is_collection:
@@ -57,6 +78,19 @@ class ImportPreview:
     def has_changes(self) -> bool:
         return self.flow is None or bool(self.added or self.removed or self.changed)
 
+    @cached_property
+    def rows(self) -> list[tuple[InputSpec, str, str]]:
+        """Each input with the label of the format it will have once saved, and of a format offered but not set
+        (an existing input keeps its own; the admin sets it on the flow's page)."""
+        existing = {i.name: i for i in self.flow.inputs.all()} if self.flow else {}
+        labels = dict(Format.choices)
+        rows = []
+        for spec in self.inputs:
+            saved = import_format(spec, existing.get(spec.name))
+            offered = spec.format if spec.format != saved else ""
+            rows.append((spec, labels[saved] if saved else "", labels[offered] if offered else ""))
+        return rows
+
 
 def flow_list_remote(*, org: Org) -> list[dict[str, Any]]:
     """The org's flows as Salesforce lists them, each marked with the local Flow when imported already."""
@@ -68,14 +102,41 @@ def flow_list_remote(*, org: Org) -> list[dict[str, Any]]:
     ]
 
 
+def suggested_format(name: str, kind: str, describe_type: str = "") -> str:
+    """The format offered for an input: e-mail for an EMAIL or an e-mail-like name, E.164 for a phone-like name;
+    none for any other, and for anything but text."""
+    if kind != Type.TEXT:
+        return Format.NONE
+    lowered = name.lower()
+    if NOT_A_VALUE_WORDS.intersection(word.lower() for word in _WORDS.findall(name)):
+        return Format.NONE
+    if describe_type == "EMAIL" or any(word in lowered for word in EMAIL_WORDS):
+        return Format.EMAIL
+    if any(word in lowered for word in PHONE_WORDS):
+        return Format.E164
+    return Format.NONE
+
+
+def import_format(spec: InputSpec, existing: FlowInput | None) -> str:
+    """The format an input has after the import: the one offered when it is new, its own when it exists (dropped
+    when it is no longer text: only text takes a format)."""
+    if spec.type != Type.TEXT:
+        return Format.NONE
+    return spec.format if existing is None else existing.format
+
+
 def _spec(item: dict[str, Any]) -> InputSpec:
     max_occurs = item.get("maxOccurs") or 1
+    name = str(item.get("name", ""))
+    describe_type = str(item.get("type", "")).upper()
+    kind = DESCRIBE_TYPES.get(describe_type, Type.TEXT)
     return InputSpec(
-        name=str(item.get("name", "")),
-        type=DESCRIBE_TYPES.get(str(item.get("type", "")).upper(), Type.TEXT),
+        name=name,
+        type=kind,
         is_collection=isinstance(max_occurs, int) and max_occurs > 1,
         required=bool(item.get("required")),
         description=str(item.get("description") or item.get("label") or ""),
+        format=suggested_format(name, kind, describe_type),
     )
 
 
@@ -106,10 +167,13 @@ def flow_import_apply(*, preview: ImportPreview) -> Flow:
     )
     FlowInput.objects.filter(flow=flow).exclude(name__in=[s.name for s in preview.inputs]).delete()
     for order, spec in enumerate(preview.inputs):
+        defaults = {"type": spec.type, "is_collection": spec.is_collection, "required": spec.required,
+                    "description": spec.description, "order": order}
+        if spec.type != Type.TEXT:
+            defaults["format"] = Format.NONE  # only text takes a format (FlowInput.clean)
         FlowInput.objects.update_or_create(
-            flow=flow, name=spec.name,
-            defaults={"type": spec.type, "is_collection": spec.is_collection, "required": spec.required,
-                      "description": spec.description, "order": order},
+            flow=flow, name=spec.name, defaults=defaults,
+            create_defaults={**defaults, "format": import_format(spec, None)},
         )
     names = {spec.name for spec in preview.inputs}
     if flow.trigger_id_input and flow.trigger_id_input not in names:

@@ -10,9 +10,13 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+
 from .models import FlowInput
 
 Type = FlowInput.Type
+Format = FlowInput.Format
 MAX_TEXT_LENGTH = 131072  # Salesforce's long text limit
 TRUE_WORDS = {"true", "1", "yes", "y", "on"}
 FALSE_WORDS = {"false", "0", "no", "n", "off"}
@@ -22,6 +26,16 @@ MAX_NESTING = 32
 # Python turns at most 4,300 digits into text (sys.int_info); a longer integer could not be saved or sent.
 MAX_INTEGER_DIGITS = 4000
 _TOO_LARGE = 10**MAX_INTEGER_DIGITS
+# The same words from the fire form, the API, the command line and webhook mappings: what to type, with an example.
+# The value itself is not repeated: it is personal data, and the caller has it.
+FORMAT_MESSAGES = {
+    Format.EMAIL: "Enter an e-mail address such as ada@example.com.",
+    Format.E164: "Enter a phone number in E.164 form: + then country code and number, without spaces or dashes, "
+                 "e.g. +14155550123.",
+}
+# [0-9], not \d: \d also takes Arabic-Indic and other digits, which no phone network dials.
+E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+_is_email = EmailValidator()
 
 
 class InputValidationError(Exception):
@@ -117,6 +131,29 @@ def _check_scalar(kind: str, value: Any) -> str | None:
     return None
 
 
+def format_problem(fmt: str, value: str) -> str | None:
+    """None when a text value has its input's format (or the input has none), else what to type instead.
+
+    The value is checked as given, never rewritten: what passes is exactly what Salesforce receives."""
+    if fmt == Format.EMAIL:
+        try:
+            _is_email(value)
+        except ValidationError:
+            return FORMAT_MESSAGES[Format.EMAIL]
+    elif fmt == Format.E164:
+        if not E164.fullmatch(value):  # fullmatch: $ would let a trailing newline through
+            return FORMAT_MESSAGES[Format.E164]
+    return None
+
+
+def _check_value(field: FlowInput, value: Any) -> str | None:
+    """None when one value (or one item of a collection) fits the input's type and, for text, its format."""
+    problem = _check_scalar(field.type, value)
+    if problem is None and field.type == Type.TEXT and field.format:
+        problem = format_problem(field.format, value)
+    return problem
+
+
 def reserved_input_problem(name: str) -> str:
     return (f"{name} is filled by Flowgate with the trigger's key (it is this flow's trigger id input): "
             f"leave it out.")
@@ -140,17 +177,20 @@ def validate_inputs(schema: Iterable[FlowInput], values: Any, *, reserved: str =
             known = ", ".join(fields) or "none"
             errors.setdefault(str(name)[:80], []).append(f"Unknown input. This flow's inputs are: {known}.")
             continue
-        if value is None or (isinstance(value, str) and not value.strip() and field.type != Type.TEXT):
+        # Blank means not given, except for a plain text input, where "" is a value. An empty e-mail address or
+        # phone number is not one of either format: it is left out (a required one is reported below).
+        if value is None or (isinstance(value, str) and not value.strip()
+                             and (field.type != Type.TEXT or field.format)):
             continue
         if field.is_collection:
             if not isinstance(value, list):
                 errors.setdefault(name, []).append("Expected a list (this input is a collection).")
                 continue
-            problems = [f"Item {i + 1}: {p}" for i, item in enumerate(value) if (p := _check_scalar(field.type, item))]
+            problems = [f"Item {i + 1}: {p}" for i, item in enumerate(value) if (p := _check_value(field, item))]
             if problems:
                 errors.setdefault(name, []).extend(problems[:5])
                 continue
-        elif problem := _check_scalar(field.type, value):
+        elif problem := _check_value(field, value):
             errors.setdefault(name, []).append(problem)
             continue
         if problem := json_problem(value):  # what a record or a number holds must be storable too
@@ -230,7 +270,7 @@ def parse_text_values(schema: Iterable[FlowInput], raw: Mapping[str, str], *, re
         if field is None:
             values[name] = text  # validate_inputs names it as unknown
             continue
-        if field.type != Type.TEXT and not text.strip():
+        if (field.type != Type.TEXT or field.format) and not text.strip():
             continue  # blank means not given (HTML forms post every field); a required one is reported below
         try:
             values[name] = parse_text_value(field, text)

@@ -4,6 +4,7 @@ import datetime as dt
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -32,11 +33,11 @@ class Org(models.Model):
         "My Domain URL", max_length=255, validators=[validate_my_domain_url],
         help_text="e.g. https://acme.my.salesforce.com (not login.salesforce.com or the setup domain)",
     )
-    api_version = models.CharField(max_length=8, default="v65.0", validators=[validate_api_version])
+    api_version = models.CharField("API version", max_length=8, default="v65.0", validators=[validate_api_version])
     is_active = models.BooleanField("active", default=True)
-    api_usage_used = models.PositiveIntegerField(null=True, blank=True, editable=False)
-    api_usage_max = models.PositiveIntegerField(null=True, blank=True, editable=False)
-    api_usage_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    api_usage_used = models.PositiveIntegerField("API requests used", null=True, blank=True, editable=False)
+    api_usage_max = models.PositiveIntegerField("API daily limit", null=True, blank=True, editable=False)
+    api_usage_seen_at = models.DateTimeField("API usage seen at", null=True, blank=True, editable=False)
     max_concurrent_calls = models.PositiveSmallIntegerField(
         "concurrent calls", default=10,
         help_text="Calls to this org in flight at once, across every worker and machine. Salesforce allows 25 "
@@ -60,6 +61,27 @@ class Org(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.my_domain_url = self.my_domain_url.rstrip("/")
         super().save(*args, **kwargs)
+
+
+class OrgUsageSample(models.Model):
+    """An org's API usage against its daily limit (Sforce-Limit-Info api-usage) as seen at one moment.
+
+    Org.api_usage_* keeps only the latest; these rows give the dashboard its line over time. At most one per org
+    per 5 minutes (flows/salesforce/client.py), kept 8 days (flows/retention.py): about 2,300 rows per org.
+    """
+
+    # No index of its own: org_usage_sample_seen leads with it.
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="usage_samples", db_index=False)
+    used = models.PositiveIntegerField()
+    max = models.PositiveIntegerField()
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "org usage sample"
+        indexes = [models.Index(fields=["org", "seen_at"], name="org_usage_sample_seen")]
+
+    def __str__(self) -> str:
+        return f"{self.org_id}: {self.used}/{self.max} at {self.seen_at:%Y-%m-%d %H:%M}"
 
 
 class ExternalClientApp(models.Model):
@@ -144,9 +166,20 @@ class FlowInput(models.Model):
         DATETIME = "datetime"
         RECORD = "record"
 
+    class Format(models.TextChoices):
+        # Salesforce only knows Text; a format is Flowgate's own check on what a text input may carry.
+        NONE = "", "None"
+        EMAIL = "email", "E-mail address"
+        E164 = "e164", "Phone (E.164)"
+
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="inputs")
     name = models.CharField(max_length=80, validators=[validate_input_name])
     type = models.CharField(max_length=10, choices=Type.choices, default=Type.TEXT)
+    format = models.CharField(
+        max_length=8, choices=Format.choices, default=Format.NONE, blank=True,
+        help_text="Text inputs only: values (each item of a collection) must be an e-mail address or an E.164 "
+                  "phone number.",
+    )
     is_collection = models.BooleanField("collection", default=False)
     required = models.BooleanField(default=False)
     description = models.TextField(blank=True)
@@ -158,6 +191,15 @@ class FlowInput(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        # Only text is checked against a format (inputs.validate_inputs ignores it elsewhere): refused here so an
+        # admin does not believe a number or a record is being checked.
+        if self.format and self.type != self.Type.TEXT:
+            raise ValidationError({"format": (
+                f"Only text inputs take a format (this one is {self.get_type_display()}): set Format to None, or "
+                f"Type to Text.")})
 
 
 class Trigger(models.Model):
@@ -171,12 +213,13 @@ class Trigger(models.Model):
         UNKNOWN = "unknown"
 
     class Source(models.TextChoices):
-        ADMIN = "admin"
-        CONSOLE = "console"
-        CLI = "cli"
-        API = "api"
-        WEBHOOK = "webhook"
-        RESEND = "resend"
+        # One spelling wherever a source is shown: filters, tables, pages.
+        ADMIN = "admin", "Admin"
+        CONSOLE = "console", "Console"
+        CLI = "cli", "CLI"
+        API = "api", "API"
+        WEBHOOK = "webhook", "Shopify"
+        RESEND = "resend", "Re-send"
 
     FINAL = (Status.SUCCEEDED, Status.FAILED, Status.UNKNOWN)
     # A chain (a trigger and its re-sends) with one of these reached the customer, or may have.

@@ -10,7 +10,9 @@ from functools import cache
 from typing import Any
 
 from django.db import connection
-from django.db.models import BigIntegerField, Count, Field, Model, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    BigIntegerField, Count, Exists, Field, Model, OuterRef, Q, QuerySet, Subquery, Value,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -63,6 +65,11 @@ def trigger_filter(params: Mapping[str, str]) -> QuerySet[Trigger]:
     if date_to := params.get("date_to"):
         end = _day_start(date_to) + dt.timedelta(days=1)
         triggers = triggers.filter(created_at__lt=end, pk__lt=_ids_created_from(end))
+    if since := params.get("since"):  # an instant (the dashboard's "last 24 hours" links carry one)
+        start = parse_since(since)
+        triggers = triggers.filter(created_at__gte=start, pk__gt=_ids_created_before(start))
+    if params.get("resent") == "no":
+        triggers = triggers.filter(~Exists(newer_in_chain()))
     if q := (params.get("q") or "").strip():
         match = _input_value_match(q)
         if q.isascii() and q.isdigit() and len(q) < 19:
@@ -86,6 +93,21 @@ def _ids_created_from(moment: dt.datetime) -> Coalesce:
     """An id every trigger created before `moment` stays under."""
     newer = Trigger.objects.filter(created_at__gte=moment + ID_ORDER_SLACK).order_by("created_at").values("pk")[:1]
     return Coalesce(Subquery(newer), Value(2**63 - 1), output_field=BigIntegerField())
+
+
+SINCE_FORMAT = "%Y-%m-%dT%H:%M"  # the filter's `since` as a datetime-local input takes it: local time, no offset
+
+
+def parse_since(value: str) -> dt.datetime:
+    """The filter's `since` (ISO 8601; without an offset, in the current time zone)."""
+    moment = dt.datetime.fromisoformat(value)
+    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+
+
+def newer_in_chain() -> QuerySet[Trigger]:
+    """For a subquery on triggers: the newer triggers of the outer trigger's chain. With one, the trigger was
+    re-sent (the list marks it "re-sent as #N"); a chain's newest trigger has none. Served by trigger_origin."""
+    return Trigger.objects.filter(origin_id=Coalesce(OuterRef("origin_id"), OuterRef("pk")), pk__gt=OuterRef("pk"))
 
 
 def _day_start(day: str) -> dt.datetime:

@@ -1,5 +1,6 @@
 """`make run`'s process runner: the Procfile's release step, then its web, worker and beat processes with the
-Salesforce emulator beside them. Ctrl-C or SIGTERM stops them all; so does any one of them stopping."""
+Salesforce emulator beside them, each logging to a file of its own (var/log/NAME.log), and a banner once the web
+process answers. Ctrl-C or SIGTERM stops them all; so does any one of them stopping (its log's end is shown)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +36,26 @@ def procfile(path: Path) -> dict[str, str]:
     return processes
 
 
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _web_answers(url: str, processes: dict[str, subprocess.Popen], seconds: float = 60) -> bool:
+    """Waits for the web process's first answer, so the banner comes when the URLs work; False if a process
+    stopped meanwhile (the caller shows which)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and all(p.poll() is None for p in processes.values()):
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return all(p.poll() is None for p in processes.values())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8000)
@@ -43,7 +65,8 @@ def main() -> int:
     # Both set here: a process started in the background by a non-interactive shell inherits SIGINT ignored.
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    (ROOT / "var").mkdir(exist_ok=True)
+    logs = Path(os.environ.get("FLOWGATE_VAR_DIR", ROOT / "var")) / "log"
+    logs.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         # The Procfile's commands are the virtualenv's (gunicorn, celery, python), as on a server.
@@ -60,27 +83,35 @@ def main() -> int:
         if release.returncode != 0:
             print(f"The Procfile's release step failed:\n{release.stdout}{release.stderr}", file=sys.stderr)
             return release.returncode
-        processes["emulator"] = subprocess.Popen([PY, "-m", "sfemu", "--port", str(args.emulator_port)], cwd=ROOT,
-                                                 env=env, start_new_session=True)
-        for name in LONG_RUNNING:
+        commands = {"emulator": f"exec {PY} -m sfemu --port {args.emulator_port}",
+                    **{name: f"exec {commands[name]}" for name in LONG_RUNNING}}
+        for name, command in commands.items():
             # exec: the signal reaches the program itself, not a shell waiting on it. A session of their own, so
             # Ctrl-C reaches only this runner, which then stops each of them once, in order.
-            processes[name] = subprocess.Popen(["sh", "-c", f"exec {commands[name]}"], cwd=ROOT, env=env,
-                                               start_new_session=True)
-        time.sleep(1.5)
-        print(
-            f"\n  Flowgate is running (Python {sys.version.split()[0]}): http://127.0.0.1:{args.port}/admin/  "
-            f"(login: admin / admin)\n"
-            f"  Support console:     http://127.0.0.1:{args.port}/console/\n"
-            f"  Salesforce emulator: http://127.0.0.1:{args.emulator_port}   Ctrl-C stops everything.\n"
-            f"  Fire the demo flow:  .venv/bin/python manage.py trigger_flow demo On_Demand_Flow "
-            f"IndividualId=003DEMO EmailAddress=you@example.com --wait 10\n",
-            flush=True,
-        )
+            with open(logs / f"{name}.log", "ab") as log:
+                processes[name] = subprocess.Popen(["sh", "-c", command], cwd=ROOT, env=env, stdout=log,
+                                                   stderr=subprocess.STDOUT, start_new_session=True)
+        if _web_answers(f"http://127.0.0.1:{args.port}/admin/login/", processes):
+            print(
+                f"\n  Flowgate is running (Python {sys.version.split()[0]}).\n"
+                f"  Admin:               http://127.0.0.1:{args.port}/admin/  (login: admin / admin, unless "
+                f"changed)\n"
+                f"  Support console:     http://127.0.0.1:{args.port}/console/\n"
+                f"  Salesforce emulator: http://127.0.0.1:{args.emulator_port}\n"
+                f"  Fire the demo flow:  .venv/bin/python manage.py trigger_flow demo On_Demand_Flow "
+                f"IndividualId=003DEMO EmailAddress=you@example.com --wait 10\n"
+                f"  Logs:                {_shown(logs)}/web.log, worker.log, beat.log, emulator.log\n"
+                f"  Ctrl-C stops everything.\n",
+                flush=True,
+            )
         while all(p.poll() is None for p in processes.values()):
             time.sleep(0.5)
-        stopped = [name for name, p in processes.items() if p.poll() is not None]
-        print(f"{', '.join(stopped)} stopped; stopping the rest.", file=sys.stderr)
+        for name, process in processes.items():
+            if process.poll() is not None:
+                tail = (logs / f"{name}.log").read_text(errors="replace").splitlines()[-20:]
+                print(f"{name} stopped (exit code {process.returncode}); the end of its log:", *tail, sep="\n  ",
+                      file=sys.stderr)
+        print("Stopping the rest.", file=sys.stderr)
         return 1
     except Stop:
         return 0

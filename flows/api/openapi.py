@@ -51,7 +51,9 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "Input name → value, typed as the flow's inputs (text, number, true/false, YYYY-MM-DD, "
                        "ISO 8601 date-time with a zone, an object for a record, a list for a collection). Null "
-                       "means not given.",
+                       "means not given. A text input with a format takes only an e-mail address (format email) "
+                       "or a phone number in E.164 form, ^\\+[1-9][0-9]{1,14}$ without spaces (format e164), "
+                       "each item of a collection alike; blank counts as not given.",
         "additionalProperties": True,
         "example": {"IndividualId": "003Ho00002AlRM8IAN", "EmailAddress": "ada@example.com"},
     },

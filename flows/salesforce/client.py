@@ -15,11 +15,12 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 from urllib3.util import Timeout
 
 from ..hosts import DisallowedHost, check_url
-from ..models import Exchange, ExternalClientApp, Org, Trigger
+from ..models import Exchange, ExternalClientApp, Org, OrgUsageSample, Trigger
 from ..pacing import call_seconds
 from . import tokens
 from .errors import (
@@ -66,6 +67,8 @@ def _proxies_for(origin: str) -> dict[str, str]:
 # would serialize the workers on that row's lock. Other calls (test connection, limits) always write it.
 USAGE_NOTE_SECONDS = 1.0
 _usage_noted: dict[int, float] = {}
+# The dashboard's usage over time: at most one OrgUsageSample per org per 5-minute period (clock-aligned).
+USAGE_SAMPLE_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -358,7 +361,13 @@ class SalesforceClient:
         if throttle and last is not None and now - last < USAGE_NOTE_SECONDS:
             return
         _usage_noted[self.org.pk] = now
+        seen_at = timezone.now()
         Org.objects.filter(pk=self.org.pk).update(
-            api_usage_used=usage[0], api_usage_max=usage[1], api_usage_seen_at=timezone.now()
+            api_usage_used=usage[0], api_usage_max=usage[1], api_usage_seen_at=seen_at
         )
+        # One sample per org per period, whichever process sees it first: cache.add is atomic in the shared
+        # cache, so a busy org costs one cache call here, not a row per call.
+        period = int(seen_at.timestamp()) // USAGE_SAMPLE_SECONDS
+        if cache.add(f"flowgate:usage-sample:{self.org.pk}:{period}", 1, timeout=2 * USAGE_SAMPLE_SECONDS):
+            OrgUsageSample.objects.create(org_id=self.org.pk, used=usage[0], max=usage[1], seen_at=seen_at)
 

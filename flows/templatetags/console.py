@@ -1,9 +1,39 @@
+import datetime as dt
 import json
 from typing import Any
 
 from django import template
+from django.utils import timezone
+from django.utils.html import format_html
 
 register = template.Library()
+
+# One way to show a moment, in the console and the admin alike (the admin's through portal/formats/en): local time
+# to the minute with its zone; the exact time (seconds and milliseconds) on hover.
+SHOWN = "%Y-%m-%d %H:%M %Z"
+EXACT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+@register.filter
+def when(value: dt.datetime | None) -> str:
+    if not value:
+        return "–"
+    local = timezone.localtime(value)
+    exact = f"{local.strftime(EXACT)[:-3]} {local.strftime('%Z')}"
+    return format_html('<time datetime="{}" title="{}">{}</time>', local.isoformat(), exact, local.strftime(SHOWN))
+
+
+@register.filter
+def usage(value: Any) -> str:
+    """API usage against the daily limit (an org, or a (used, limit) pair), in one format wherever it is shown:
+    "29 of 100,000 (0.03 %)"."""
+    used, limit = value if isinstance(value, (tuple, list)) else (value.api_usage_used, value.api_usage_max)
+    if limit is None:
+        return "not seen yet"
+    if not limit:
+        return f"{used or 0:,} of {limit:,}"
+    share = (used or 0) / limit * 100
+    return f"{used or 0:,} of {limit:,} ({share:.{0 if share >= 10 else 1 if share >= 1 else 2}f} %)"
 
 
 @register.filter

@@ -1,9 +1,11 @@
-"""Pictures of the console, a trigger page and the fire form. `make screenshots` writes them to
+"""Every picture in the README: the console, a trigger page, the fire form, the dashboard, a re-send job's
+progress, the Test connection result and the import preview, at 1,280 px. `make screenshots` writes them to
 docs/screenshots for the README; `make test` writes them to a temporary folder, so they keep working."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,17 @@ from flows.models import Trigger
 from tests.conftest import admin_user, wait_final
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+SCREENSHOTS = ("console.png", "fire-form.png", "trigger.png", "dashboard.png", "job.png", "connection.png",
+               "import-preview.png")
+
+
+def test_the_readme_shows_every_screenshot_and_each_is_committed():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    shown = set(re.findall(r"docs/screenshots/([\w.-]+\.png)", readme))
+
+    assert shown == set(SCREENSHOTS)
+    for name in shown:
+        assert (Path(__file__).resolve().parents[2] / "docs" / "screenshots" / name).is_file(), name
 
 
 def test_screenshots(page, live_server, login, emulator, worker, emu_flow, tmp_path):
@@ -42,6 +55,23 @@ def test_screenshots(page, live_server, login, emulator, worker, emu_flow, tmp_p
     expect(page.locator("#trigger-live .status")).to_have_text("succeeded", timeout=30_000)
     page.screenshot(path=folder / "trigger.png", full_page=True)
 
-    for name in ("console.png", "fire-form.png", "trigger.png"):
+    page.goto(f"{live_server.url}/console/dashboard/")
+    page.screenshot(path=folder / "dashboard.png", full_page=True)
+
+    page.goto(f"{live_server.url}/console/triggers/resend-all/?status=failed")
+    page.click("button:has-text('Re-send')")
+    expect(page.locator("#job-live")).to_have_attribute("data-final", "true", timeout=30_000)
+    page.screenshot(path=folder / "job.png", full_page=True)
+
+    page.goto(f"{live_server.url}/admin/flows/org/{emu_flow.org.pk}/change/")
+    page.click("text=Test connection")
+    expect(page.locator("#connection-result")).to_contain_text("Connected.")
+    page.screenshot(path=folder / "connection.png", full_page=True)
+
+    page.goto(f"{live_server.url}/admin/flows/org/{emu_flow.org.pk}/import-flows/On_Demand_Flow/")
+    expect(page.locator("#import-inputs")).to_contain_text("IndividualId")
+    page.screenshot(path=folder / "import-preview.png", full_page=True)
+
+    for name in SCREENSHOTS:
         picture = (folder / name).read_bytes()
         assert picture.startswith(b"\x89PNG") and len(picture) > 10_000, name

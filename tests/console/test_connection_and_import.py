@@ -190,7 +190,7 @@ def test_the_admin_page_shows_connected(as_alice, connected, org):
     assert response.status_code == 200
     html = response.content.decode()
     assert "Connected." in html and "<strong>v66.0</strong>" in html
-    assert "63 of 5000 daily requests used" in html
+    assert "63 of 5,000 (1.3 %) daily requests used" in html
     assert "The connection failed" not in html
 
 

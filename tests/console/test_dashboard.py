@@ -83,15 +83,16 @@ def test_the_dashboard_renders_a_row_per_recent_flow(as_bob, busy):
     html = response.content.decode()
     assert [label for _, label in S.choices] == ["Queued", "Sending", "Retrying", "Succeeded", "Failed", "Unknown"]
     assert "<th>Unknown</th>" in html
-    #                                          queued sending retrying succeeded failed unknown total rate median
+    #                                          queued sending retrying succeeded failed unknown total rate median p95
     assert row_cells(html, busy["welcome"]) == ["acme/On_Demand_Flow", "1", "0", "1", "3", "1", "1", "7", "60.0%",
-                                                "2.0 s"]
+                                                "2.0 s", "9.2 s"]
     assert row_cells(html, busy["other"]) == ["acme/Other_Flow", "0", "0", "0", "1", "2", "0", "3", "33.3%",
-                                              "250 ms"]
+                                              "250 ms", "250 ms"]
     # an unknown count leads to those triggers, where a person decides
     assert (f'<a class="status status-unknown" href="{reverse("console:triggers")}?flow={busy["welcome"].pk}'
             f'&amp;status=unknown"') in html
-    assert "acme/Quiet_Flow" not in html
+    table = html[html.index('<table id="result_list"'):html.index("</table>")]
+    assert "acme/Quiet_Flow" not in table  # nothing in the last 24 hours (its charts show its last 7 days)
 
 
 def test_an_empty_dashboard_says_so(as_bob, db):
@@ -108,8 +109,9 @@ def test_the_dashboard_shows_each_orgs_api_usage(as_bob, org):
     html = as_bob.get(URL).content.decode()
 
     orgs = html[html.index("<h2>Orgs</h2>"):]
-    acme = re.search(r'<tr><td>Acme <span class="muted">acme</span></td>\s*<td>([^<]*)</td>\s*<td>([^<]*)</td>', orgs)
-    assert acme.groups() == ("1234 / 5000", "2026-11-28 09:15")
+    acme = re.search(r'<tr><td>Acme <span class="muted">acme</span></td>\s*<td>([^<]*)</td>\s*<td><time[^>]*>([^<]*)'
+                     r'</time></td>', orgs)
+    assert acme.groups() == ("1,234 of 5,000 (25 %)", "2026-11-28 09:15 UTC")
     globex = re.search(r'<tr><td>Globex <span class="muted">globex</span></td>\s*<td>([^<]*)</td>', orgs)
     assert globex.group(1) == "not seen yet"
     assert "initech" not in orgs  # inactive orgs are left out

@@ -86,7 +86,8 @@ def test_the_form_has_one_typed_field_per_input(as_bob, typed_flow, berlin):
     subscribed = row(html, "Subscribed")
     assert widget(html, "Subscribed").startswith("<select")
     assert re.findall(r'<option value="(\w+)"[^>]*>(\w+)</option>', subscribed) == [("true", "Yes"), ("false", "No")]
-    assert widget(html, "Vip").startswith("<select") and ">Unknown</option>" in row(html, "Vip")
+    assert widget(html, "Vip").startswith("<select") and ">— not sent</option>" in row(html, "Vip")
+    assert ">Unknown</option>" not in row(html, "Vip")  # Salesforce's booleans are true or false
 
 
 def test_required_fields_are_marked_and_descriptions_are_help(as_bob, typed_flow, berlin):
@@ -99,8 +100,8 @@ def test_required_fields_are_marked_and_descriptions_are_help(as_bob, typed_flow
         assert f'<label for="id_{name}" >{name}</label>' in html
     assert '<div class="help" id="id_EmailAddress_helptext">The customer&#x27;s email address</div>' in row(html, "EmailAddress")
     assert '<div class="help" id="id_Quantity_helptext">How many tickets</div>' in row(html, "Quantity")
-    assert "Labels One text per line." in row(html, "Tags")
-    assert "The booked slot Time zone: Europe/Berlin." in row(html, "AppointmentAt")
+    assert "Labels. One text per line." in row(html, "Tags")
+    assert "The booked slot. Time zone: Europe/Berlin." in row(html, "AppointmentAt")
     assert "A JSON object of field names to values." in row(html, "Account")
 
 
@@ -125,7 +126,7 @@ def test_a_valid_post_fires_with_json_typed_inputs(as_bob, bob, typed_flow, berl
 
 def test_optional_fields_left_blank_are_not_sent(as_bob, typed_flow):
     as_bob.post(fire_url(typed_flow), {"IndividualId": "ID-1", "Quantity": "0", "Subscribed": "true",
-                                       "Vip": "unknown", "Amount": "", "Tags": "", "Account": ""})
+                                       "Vip": "", "Amount": "", "Tags": "", "Account": ""})
 
     assert Trigger.objects.get().inputs == {"IndividualId": "ID-1", "Quantity": 0, "Subscribed": True}
 

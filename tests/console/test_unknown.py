@@ -11,9 +11,9 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
 from flows.models import Trigger
+from flows.templatetags.console import when
 
 from .conftest import logged_in, make_trigger, rows
 
@@ -115,7 +115,7 @@ def test_bob_marks_an_unknown_trigger_as_delivered(bob, unknown):
     assert Trigger.objects.count() == 1  # nothing sent
     html = response.content.decode()
     assert f"Trigger {unknown.pk} marked as delivered." in html
-    assert f"Marked as delivered by bob at {timezone.localtime(unknown.delivered_at):%Y-%m-%d %H:%M:%S}" in html
+    assert f"Marked as delivered by bob at {when(unknown.delivered_at)}" in html
     assert 'id="unknown-box"' not in html
     assert rows(browser.get(LIST, {"status": "unknown"})) == []
 

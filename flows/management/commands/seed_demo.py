@@ -8,15 +8,20 @@ from flows.webhooks.services import shopify_webhook_save
 
 DEMO_CONSUMER_KEY = "flowgate-demo-consumer-key"
 DEMO_CONSUMER_SECRET = "flowgate-demo-consumer-secret"
+Format = FlowInput.Format
+# name, required, format, description
 DEMO_INPUTS = [
-    ("EmailAddress", False, "The recipient's email address."),
-    ("IndividualId", True, "The ID of the Individual DMO the flow acts on."),
-    ("TelephoneNumber", False, "The recipient's phone number, for SMS."),
+    ("EmailAddress", False, Format.EMAIL, "The recipient's email address."),
+    ("IndividualId", True, Format.NONE, "The ID of the Individual DMO the flow acts on."),
+    ("TelephoneNumber", False, Format.E164, "The recipient's phone number, for SMS."),
 ]
 DEMO_SHOPIFY_MAPPING = {
     "EmailAddress": "email | contact_email | customer.email",
     "IndividualId": "customer.id",
-    "TelephoneNumber": "phone | billing_address.phone | shipping_address.phone | customer.phone",
+    # Only the phones Shopify keeps in E.164 (the order's SMS number, the customer's): an address's phone is
+    # whatever the buyer typed ("555-555-SHIP" in Shopify's own sample), which TelephoneNumber's format refuses,
+    # and the whole order confirmation with it.
+    "TelephoneNumber": "phone | customer.phone",
 }
 
 
@@ -63,11 +68,11 @@ class Command(BaseCommand):
             org=org, api_name="On_Demand_Flow",
             defaults={"label": "On Demand Flow", "description": "Sends the order confirmation."},
         )
-        for order, (name, required, description) in enumerate(DEMO_INPUTS):
+        for order, (name, required, input_format, description) in enumerate(DEMO_INPUTS):
             FlowInput.objects.update_or_create(
                 flow=flow, name=name,
                 defaults={"type": FlowInput.Type.TEXT, "required": required, "description": description,
-                          "order": order, "is_collection": False},
+                          "order": order, "is_collection": False, "format": input_format},
             )
 
         if shopify_secret:
