@@ -3,6 +3,8 @@ list whose columns hide under the filter sidebar or scroll sideways. Filled with
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib import admin
 from django.urls import reverse
@@ -86,6 +88,12 @@ def test_every_admin_page_fits_1280_px_for_alice(page, live_server, login):
             too_wide[path] = measured
 
     assert too_wide == {}, "pages wider than the window, or lists scrolling sideways (px)"
+    # Friction 7: from every admin page, the console, its dashboard and the re-send jobs are one click away.
+    page.goto(f"{live_server.url}/admin/flows/trigger/")
+    for name, path in (("Console", "/console/"), ("Dashboard", "/console/dashboard/"), ("Re-send jobs", "/console/jobs/")):
+        assert page.locator("#user-tools").get_by_role("link", name=name).get_attribute("href") == path
+    # Friction 6: the admin shows a moment as the console does, with its zone.
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", page.locator("td.field-created_at").first.inner_text())
 
 
 def test_every_console_page_fits_1280_px_for_bob(page, live_server, login):
@@ -105,3 +113,10 @@ def test_every_console_page_fits_1280_px_for_bob(page, live_server, login):
             too_wide[path] = width
 
     assert too_wide == {}
+    # Friction 6: one format, the zone shown, the exact time on hover; sources spelt one way.
+    page.goto(f"{live_server.url}/console/?status=failed")
+    moment = page.locator("#result_list time").first
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", moment.inner_text())
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} UTC", moment.get_attribute("title"))
+    assert set(page.locator("#result_list td:nth-child(6)").all_inner_texts()) <= {"API", "Console"}
+    assert page.locator("#user-tools").get_by_role("link", name="Admin").get_attribute("href") == "/admin/"
