@@ -21,6 +21,7 @@ from django.utils.html import format_html
 from .connection import org_test_connection
 from .admin_paging import CappedCountPaginator, IndexedSearchMixin, ResponseStatusClassFilter
 from .console import views as console_views
+from .crypto import DecryptionError
 from .flow_import import flow_import_apply, flow_import_preview, flow_list_remote
 from .models import Exchange, ExternalClientApp, Flow, FlowInput, Org, ResendJob, Trigger
 from .resend_jobs import MAX_JOB_SELECTION, resend_job_create
@@ -138,8 +139,6 @@ def credentials_fingerprint(app: ExternalClientApp) -> str:
     """Which credentials are stored, never what they are: the key's last 4 characters, the secret's length, and when
     they were set. Decrypted here, at display time, for an admin's page only (Support gets 403 on the app's pages
     and no inline on the org's); nothing of it is logged or kept."""
-    from .crypto import DecryptionError  # imported here: the import block above is edited by others meanwhile
-
     if not app.pk or app.consumer_key is None or app.consumer_secret is None:
         return "Not set yet."
     try:
